@@ -1,0 +1,59 @@
+"""lofw: build, meta-train and ablate learned optimizers in JAX.
+
+Public names are re-exported here; everything else is private.
+"""
+
+from lofw.base_optimizer import AbstractOptimizer
+from lofw.build import build
+from lofw.dataset import AbstractDataset
+from lofw.errors import ConfigError, LofwError, PluginError
+from lofw.estimator import AbstractEstimator
+from lofw.features import AbstractFeatures, LeafFeatures
+from lofw.hooks import hookimpl, hookspec
+from lofw.magnitude import AbstractMagnitude
+from lofw.network import AbstractNetwork
+from lofw.nominal import AbstractNominalTerm
+from lofw.optimizer import (
+    LearnedOptimizer,
+    LearnedOptimizerState,
+    count_meta_parameters,
+    meta_parameters,
+)
+from lofw.plugin_manager import component_infos, components, get_plugin_manager, refresh
+from lofw.preconditioner import AbstractPreconditioner
+from lofw.recipes import RecipeConfig
+from lofw.registry import load_registry
+from lofw.stats import LeafStats
+from lofw.task import AbstractTask
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AbstractDataset",
+    "AbstractEstimator",
+    "AbstractFeatures",
+    "AbstractMagnitude",
+    "AbstractNetwork",
+    "AbstractNominalTerm",
+    "AbstractOptimizer",
+    "AbstractPreconditioner",
+    "AbstractTask",
+    "ConfigError",
+    "LeafFeatures",
+    "LeafStats",
+    "LearnedOptimizer",
+    "LearnedOptimizerState",
+    "LofwError",
+    "PluginError",
+    "RecipeConfig",
+    "build",
+    "component_infos",
+    "components",
+    "count_meta_parameters",
+    "get_plugin_manager",
+    "hookimpl",
+    "hookspec",
+    "load_registry",
+    "meta_parameters",
+    "refresh",
+]

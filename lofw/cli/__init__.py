@@ -1,0 +1,1 @@
+"""lofw's command line."""

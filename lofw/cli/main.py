@@ -1,0 +1,68 @@
+"""``lofw``: the command-line entry point.
+
+Each sub-command lives in its own module of :mod:`lofw.cli`, imported only
+when used, and exposes ``add_arguments(parser)`` and ``run(args) -> int``.
+User-facing errors (:class:`lofw.LofwError`) print one message to stderr and
+exit with status 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+#: sub-command -> (module in lofw.cli, one-line help).
+COMMANDS: dict[str, tuple[str, str]] = {
+    "plugins": ("plugins", "list the registered components and the plugins that provide them"),
+    "registry": ("registry", "list the recipes, tasks and grids of registry.yaml"),
+    "meta-train": ("meta_train", "meta-train a learned optimizer on a task"),
+    "evaluate": ("evaluate", "train fresh task instances with a trained optimizer"),
+    "ablate": ("ablate", "run an ablation grid (resumable)"),
+    "report": ("report", "plots and summary table of a grid run"),
+    "nqm": ("nqm", "the noisy quadratic model: stability checks and figures"),
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse already exits 2; keep it to one line
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _available() -> dict[str, tuple[str, str]]:
+    return {
+        name: (module, help_)
+        for name, (module, help_) in COMMANDS.items()
+        if importlib.util.find_spec(f"lofw.cli.{module}") is not None
+    }
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="lofw", description="Build, meta-train and ablate learned optimizers in JAX.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    for name, (module, help_) in _available().items():
+        p = sub.add_parser(name, help=help_, description=help_)
+        mod = importlib.import_module(f"lofw.cli.{module}")
+        mod.add_arguments(p)
+        p.set_defaults(_run=mod.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from lofw.errors import LofwError
+
+    args = make_parser().parse_args(argv)
+    try:
+        return int(args._run(args) or 0)
+    except LofwError as e:
+        print(f"lofw {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"lofw {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

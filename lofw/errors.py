@@ -1,0 +1,25 @@
+"""Errors meant for people: what went wrong, where, and how to fix it."""
+
+from __future__ import annotations
+
+
+class LofwError(Exception):
+    """Base class of lofw's user-facing errors.
+
+    The command line prints the message alone (no traceback) and exits with
+    status 2.
+    """
+
+
+class ConfigError(LofwError, ValueError):
+    """A recipe, registry or grid file is wrong: bad name, key, type or value."""
+
+
+class PluginError(LofwError, RuntimeError):
+    """A plugin registered something invalid (duplicate name, no interface)."""
+
+
+def choices(names) -> str:
+    """Format valid choices for an error message."""
+    names = sorted(names)
+    return ", ".join(repr(n) for n in names) if names else "(none registered)"

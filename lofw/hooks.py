@@ -1,0 +1,46 @@
+"""Hook specifications: the contract between lofw and its plugins.
+
+A plugin is a module (or object) named by an entry point in the ``lofw``
+group. It implements any of the hooks below, marked with
+:data:`lofw.hookimpl`::
+
+    import lofw
+
+    @lofw.hookimpl
+    def lofw_register_components(register):
+        register("lion", Lion)        # kind inferred: Lion subclasses AbstractNominalTerm
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import pluggy
+
+PROJECT = "lofw"
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+class LofwHookSpecs:
+    """Namespace of lofw's hook specifications (empty bodies, per pluggy)."""
+
+    @hookspec
+    def lofw_register_components(self, register: Callable[[str, type], None]) -> None:
+        """Register components by calling ``register(name, cls)`` once per component.
+
+        The kind is inferred from the interface ``cls`` subclasses
+        (``lofw.AbstractNominalTerm`` -> ``"nominal"``, ...). Registering a
+        name twice within a kind, or a class that subclasses no interface, is
+        an error naming the plugins involved.
+        """
+
+    @hookspec
+    def lofw_log_metrics(self, run_dir: str, step: int, metrics: dict[str, Any]) -> None:
+        """Receive the metrics of one step of a run (meta-training or evaluation).
+
+        Called on the host after the compiled step has returned, so a logger
+        (TensorBoard, Weights & Biases, ...) can be a plugin. ``run_dir`` is the
+        run's folder.
+        """

@@ -1,0 +1,30 @@
+"""lofw's built-in components, registered through the ``lofw`` entry point
+like any third-party plugin."""
+
+from __future__ import annotations
+
+import lofw
+from lofw_plugins.features.adafactor import AdafactorFeatures
+from lofw_plugins.optimizer.magnitudes import Constant, Exp
+from lofw_plugins.optimizer.mlp import MLP
+from lofw_plugins.optimizer.nominal import SGD, Adam, AdamAggMo, AggMo
+from lofw_plugins.optimizer.preconditioners import RMS, Identity
+
+COMPONENTS = {
+    "adafactor": AdafactorFeatures,
+    "sgd": SGD,
+    "aggmo": AggMo,
+    "adam": Adam,
+    "adam_aggmo": AdamAggMo,
+    "mlp": MLP,
+    "rms": RMS,
+    "identity": Identity,
+    "exp": Exp,
+    "constant": Constant,
+}
+
+
+@lofw.hookimpl
+def lofw_register_components(register):
+    for name, cls in COMPONENTS.items():
+        register(name, cls)

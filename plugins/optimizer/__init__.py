@@ -1,0 +1,1 @@
+"""Built-in nominal terms, networks, preconditioners and magnitudes."""
