@@ -8,9 +8,12 @@ from lofw.build import build
 from lofw.dataset import AbstractDataset
 from lofw.errors import ConfigError, LofwError, PluginError
 from lofw.estimator import AbstractEstimator
+from lofw.evaluate import EvaluationResult, evaluate
 from lofw.features import AbstractFeatures, LeafFeatures
 from lofw.hooks import hookimpl, hookspec
 from lofw.magnitude import AbstractMagnitude
+from lofw.meta_config import EstimatorConfig, MetaTrainConfig, OuterConfig
+from lofw.meta_train import MetaTrainResult, meta_train
 from lofw.network import AbstractNetwork
 from lofw.nominal import AbstractNominalTerm
 from lofw.optimizer import (
@@ -39,21 +42,28 @@ __all__ = [
     "AbstractPreconditioner",
     "AbstractTask",
     "ConfigError",
+    "EstimatorConfig",
+    "EvaluationResult",
     "LeafFeatures",
     "LeafStats",
     "LearnedOptimizer",
     "LearnedOptimizerState",
     "LofwError",
+    "MetaTrainConfig",
+    "MetaTrainResult",
+    "OuterConfig",
     "PluginError",
     "RecipeConfig",
     "build",
     "component_infos",
     "components",
     "count_meta_parameters",
+    "evaluate",
     "get_plugin_manager",
     "hookimpl",
     "hookspec",
     "load_registry",
     "meta_parameters",
+    "meta_train",
     "refresh",
 ]
