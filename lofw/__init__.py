@@ -28,6 +28,7 @@ from lofw.recipes import RecipeConfig
 from lofw.registry import load_registry
 from lofw.stats import LeafStats
 from lofw.task import AbstractTask
+from lofw.tasks import build_dataset, build_task
 
 __version__ = "0.1.0"
 
@@ -55,6 +56,8 @@ __all__ = [
     "PluginError",
     "RecipeConfig",
     "build",
+    "build_dataset",
+    "build_task",
     "component_infos",
     "components",
     "count_meta_parameters",

@@ -4,11 +4,13 @@ like any third-party plugin."""
 from __future__ import annotations
 
 import lofw
+from lofw_plugins.data.digits import Digits
 from lofw_plugins.features.adafactor import AdafactorFeatures
 from lofw_plugins.optimizer.magnitudes import Constant, Exp
 from lofw_plugins.optimizer.mlp import MLP
 from lofw_plugins.optimizer.nominal import SGD, Adam, AdamAggMo, AggMo
 from lofw_plugins.optimizer.preconditioners import RMS, Identity
+from lofw_plugins.tasks.image_mlp import ImageMLP
 
 COMPONENTS = {
     "adafactor": AdafactorFeatures,
@@ -21,6 +23,8 @@ COMPONENTS = {
     "identity": Identity,
     "exp": Exp,
     "constant": Constant,
+    "digits": Digits,
+    "image_mlp": ImageMLP,
 }
 
 

@@ -1,0 +1,1 @@
+"""Built-in datasets: ``digits`` (scikit-learn) and the tfds image datasets."""

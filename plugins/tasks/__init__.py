@@ -1,0 +1,1 @@
+"""Built-in tasks: ``image_mlp`` and ``conv`` image classifiers."""
