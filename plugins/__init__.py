@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import lofw
 from lofw_plugins.data.digits import Digits
+from lofw_plugins.estimators import ES, PES, TBPTT
 from lofw_plugins.features.adafactor import AdafactorFeatures
 from lofw_plugins.optimizer.magnitudes import Constant, Exp
 from lofw_plugins.optimizer.mlp import MLP
 from lofw_plugins.optimizer.nominal import SGD, Adam, AdamAggMo, AggMo
 from lofw_plugins.optimizer.preconditioners import RMS, Identity
+from lofw_plugins.tasks.conv import Conv
 from lofw_plugins.tasks.image_mlp import ImageMLP
 
 COMPONENTS = {
@@ -23,8 +25,12 @@ COMPONENTS = {
     "identity": Identity,
     "exp": Exp,
     "constant": Constant,
+    "pes": PES,
+    "es": ES,
+    "tbptt": TBPTT,
     "digits": Digits,
     "image_mlp": ImageMLP,
+    "conv": Conv,
 }
 
 
