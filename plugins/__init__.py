@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import lofw
 from lofw_plugins.data.digits import Digits
-from lofw_plugins.estimators import ES, PES, TBPTT
 from lofw_plugins.features.adafactor import AdafactorFeatures
 from lofw_plugins.optimizer.magnitudes import Constant, Exp
 from lofw_plugins.optimizer.mlp import MLP
@@ -25,9 +24,6 @@ COMPONENTS = {
     "identity": Identity,
     "exp": Exp,
     "constant": Constant,
-    "pes": PES,
-    "es": ES,
-    "tbptt": TBPTT,
     "digits": Digits,
     "image_mlp": ImageMLP,
     "conv": Conv,
