@@ -10,6 +10,7 @@ from lofw.errors import ConfigError, LofwError, PluginError
 from lofw.estimator import AbstractEstimator
 from lofw.evaluate import EvaluationResult, evaluate
 from lofw.features import AbstractFeatures, LeafFeatures
+from lofw.grid import GridConfig, expand_grid, load_grid, run_grid, write_report
 from lofw.hooks import hookimpl, hookspec
 from lofw.magnitude import AbstractMagnitude
 from lofw.meta_config import EstimatorConfig, MetaTrainConfig, OuterConfig
@@ -45,6 +46,7 @@ __all__ = [
     "ConfigError",
     "EstimatorConfig",
     "EvaluationResult",
+    "GridConfig",
     "LeafFeatures",
     "LeafStats",
     "LearnedOptimizer",
@@ -62,11 +64,15 @@ __all__ = [
     "components",
     "count_meta_parameters",
     "evaluate",
+    "expand_grid",
     "get_plugin_manager",
     "hookimpl",
     "hookspec",
+    "load_grid",
     "load_registry",
     "meta_parameters",
     "meta_train",
     "refresh",
+    "run_grid",
+    "write_report",
 ]

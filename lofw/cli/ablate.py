@@ -1,0 +1,89 @@
+"""``lofw ablate``: run an ablation grid (a registry name or a YAML file), resumably.
+
+Examples::
+
+    lofw ablate quickstart                                   # registry grid, a few minutes on 2 CPU cores
+    lofw ablate ablations/star_weight_decay.yaml --dry-run   # list the cells, run nothing
+    lofw ablate ablations/star_weight_decay.yaml --out runs/wd --jobs 2
+    lofw ablate ablations/star_weight_decay.yaml --out runs/wd --cell 3f2a9c01b7de   # one cell
+
+Rerunning the same command skips finished cells and resumes the others from
+their last checkpoint. The report (``lofw report OUT``) is written at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("grid", metavar="GRID", help="a grid name from registry.yaml (grids:) or a YAML file")
+    parser.add_argument("--out", help="output folder (default: runs/<grid name>)")
+    parser.add_argument("--dry-run", action="store_true", help="validate and list the cells; run and write nothing")
+    parser.add_argument("--jobs", type=int, default=1, metavar="N", help="run cells in N worker processes (default 1)")
+    parser.add_argument("--cell", metavar="ID", help="run only the cell with this id (what a worker process does)")
+    parser.add_argument("--registry", metavar="FILE", help="registry file (default: $LOFW_REGISTRY or the project's)")
+    parser.add_argument("--no-report", action="store_true", help="do not write the report at the end")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars (log files, CI)")
+
+
+def _print_cells(loaded, out: Path | None) -> None:
+    from lofw.cli.plugins import format_table
+    from lofw.grid.expand import variant_label
+    from lofw.grid.runner import cell_status
+
+    rows = []
+    for c in loaded.cells:
+        row = {"#": str(c.index), "id": c.id, "variant": variant_label(c.variant), "seed": str(c.config.seed)}
+        if out is not None:
+            row["status"] = cell_status(out, c)
+        rows.append(row)
+    columns = ["#", "id", "variant", "seed"] + (["status"] if out is not None else [])
+    print(format_table(rows, columns))
+
+
+def run(args: argparse.Namespace) -> int:
+    from lofw.errors import ConfigError, choices
+    from lofw.grid.files import read_json
+    from lofw.grid.validate import load_grid
+    from lofw.registry import load_registry
+
+    if args.jobs < 1:
+        raise ConfigError(f"--jobs: must be at least 1, got {args.jobs}")
+    registry = load_registry(args.registry)
+    loaded = load_grid(args.grid, registry)
+    out = Path(args.out) if args.out else Path("runs") / loaded.grid.name
+    existing = read_json(out / "grid.json")
+    if isinstance(existing, dict) and existing.get("name") != loaded.grid.name:
+        raise ConfigError(
+            f"--out {out}: holds a run of grid {existing.get('name')!r}, not {loaded.grid.name!r}; choose another --out"
+        )
+    n_variants = len({c.id for c in loaded.cells if c.config.seed == loaded.grid.seeds[0]})
+    if args.dry_run:
+        print(f"grid {loaded.grid.name} ({loaded.source}): {len(loaded.cells)} cells = "
+              f"{n_variants} variants x {len(loaded.grid.seeds)} seeds; output folder {out}")
+        _print_cells(loaded, out if (out / "grid.json").is_file() else None)
+        print("dry run: nothing was run or written")
+        return 0
+    from lofw.grid.runner import prepare, run_cell, run_grid
+
+    if args.cell:
+        matches = [c for c in loaded.cells if c.id == args.cell]
+        if not matches:
+            raise ConfigError(f"--cell: no cell {args.cell!r} in grid {loaded.grid.name}; valid choices: "
+                              f"{choices(c.id for c in loaded.cells)}")
+        prepare(loaded, out)
+        status = run_cell(loaded, matches[0], out, registry=registry, progress=not args.no_progress)
+        print(f"cell {args.cell}: {status}")
+        return 0 if status in ("done", "diverged") else 1
+    outcome = run_grid(loaded, out, jobs=args.jobs, registry=registry, progress=not args.no_progress)
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(outcome.counts.items()))
+    print(f"grid {loaded.grid.name}: {counts} ({outcome.seconds:.0f} s) in {out}", file=sys.stderr)
+    if not args.no_report:
+        from lofw.grid.report import write_report
+
+        folder = write_report(out)
+        print(f"report: {folder / 'summary.md'}")
+    return 0 if outcome.ok else 1

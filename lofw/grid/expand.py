@@ -1,0 +1,127 @@
+"""Pure, deterministic expansion of a grid into cells, and stable cell ids.
+
+Cells = (cartesian product of ``axes`` x each ``zip`` group) minus ``exclude``,
+each repeated for every seed in ``seeds``. Axes vary in the order written,
+the last fastest; seeds are the outermost loop, so a run that stops early
+has every variant for the first seeds.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import itertools
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from lofw.grid.config import GridConfig
+
+#: The key of ``base`` that ``seeds:`` sets.
+SEED_KEY = "seed"
+
+
+@dataclasses.dataclass(frozen=True)
+class CellSpec:
+    """One cell before validation.
+
+    Attributes:
+        index: position in the expansion order.
+        overrides: dotted path -> value for every axis / zip key, then ``seed``.
+        config: ``base`` with the overrides applied (a plain mapping).
+    """
+
+    index: int
+    overrides: dict[str, Any]
+    config: dict[str, Any]
+
+    @property
+    def variant(self) -> dict[str, Any]:
+        """The overrides without the seed: cells that differ only by seed share it."""
+        return {k: v for k, v in self.overrides.items() if k != SEED_KEY}
+
+
+def axis_groups(grid: GridConfig) -> list[list[dict[str, Any]]]:
+    """Each independent axis as a list of assignments: one per axis, one per zip group."""
+    groups = [[{path: value} for value in values] for path, values in grid.axes.items()]
+    for group in grid.zip:
+        paths = list(group)
+        length = len(group[paths[0]]) if paths else 0
+        groups.append([{p: group[p][i] for p in paths} for i in range(length)])
+    return groups
+
+
+def is_excluded(overrides: Mapping[str, Any], exclude: list[dict[str, Any]]) -> bool:
+    """True when every key of some ``exclude`` entry equals the cell's value."""
+    return any(all(k in overrides and overrides[k] == v for k, v in entry.items()) for entry in exclude)
+
+
+def set_path(config: Mapping[str, Any], path: str, value: Any) -> dict[str, Any]:
+    """A copy of ``config`` with the dotted ``path`` set to ``value``.
+
+    Missing intermediate mappings are created (the config model fills the
+    other keys with their defaults).
+
+    Raises:
+        ValueError: an intermediate value exists and is not a mapping.
+    """
+    out = copy.deepcopy(dict(config))
+    node = out
+    parts = path.split(".")
+    for i, part in enumerate(parts[:-1]):
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        elif not isinstance(child, dict):
+            raise ValueError(f"{'.'.join(parts[: i + 1])} is {child!r}, not a mapping")
+        node = child
+    node[parts[-1]] = copy.deepcopy(value)
+    return out
+
+
+def expand_grid(grid: GridConfig) -> list[CellSpec]:
+    """Every cell of ``grid``, in a deterministic order (see module docstring)."""
+    variants = []
+    for combo in itertools.product(*axis_groups(grid)):
+        overrides: dict[str, Any] = {}
+        for assignment in combo:
+            overrides.update(assignment)
+        if not is_excluded(overrides, grid.exclude):
+            variants.append(overrides)
+    cells = []
+    for seed in grid.seeds:
+        for overrides in variants:
+            full = {**overrides, SEED_KEY: seed}
+            config = dict(grid.base)
+            for path, value in full.items():
+                config = set_path(config, path, value)
+            cells.append(CellSpec(index=len(cells), overrides=full, config=config))
+    return cells
+
+
+def canonical_json(obj: Any) -> str:
+    """JSON with sorted keys and no whitespace: equal configs give equal text."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+
+
+def cell_id(resolved: Any) -> str:
+    """Stable id of a fully resolved cell: the first 12 hex digits of the
+    SHA-256 of its canonical JSON. The same cell is the same folder across
+    reruns and machines; any change of config gives a new id."""
+    return hashlib.sha256(canonical_json(resolved).encode()).hexdigest()[:12]
+
+
+def variant_label(variant: Mapping[str, Any]) -> str:
+    """A short human label such as ``recipe=star, outer.weight_decay=0.1``."""
+    if not variant:
+        return "base"
+    return ", ".join(f"{k}={_short(v)}" for k, v in variant.items())
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Mapping) and "name" in value:
+        return str(value["name"]) + "(...)"
+    return canonical_json(value) if isinstance(value, (dict, list)) else repr(value)

@@ -1,0 +1,285 @@
+"""Running a grid: every cell meta-trained, then evaluated past its horizon.
+
+A cell runs in three resumable stages, each leaving files that the next run
+trusts (see :mod:`lofw.grid.files` for the layout):
+
+1. ``lofw.meta_train(cell.config, out=cell_dir)``: resumes from the run's own
+   checkpoint and returns at once when it is finished.
+2. For each evaluation horizon ``H``: ``lofw.evaluate`` into a scratch folder
+   ``eval/h<H>.partial`` that is renamed to ``eval/h<H>`` when complete, so a
+   killed evaluation is simply redone (evaluation is deterministic).
+3. ``cell_status.json``: ``done``, or ``diverged`` when the meta-loss became
+   non-finite or any evaluation seed of the learned optimizer diverged.
+   Any other error marks the cell ``failed`` (with the message) and the grid
+   goes on; rerunning retries failed cells.
+
+Evaluation uses the same task instances (evaluation seed 0) for every cell,
+so cells and baselines are compared on common random numbers; the baselines
+of a (task, horizons, seeds) group are trained once, by the first cell of the
+group in expansion order.
+
+With ``jobs > 1`` cells run in that many worker processes, each a plain
+``python -m lofw.cli.main ablate SPEC --out OUT --cell ID`` whose output goes to
+the cell's ``log.txt``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import shutil
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Callable
+
+from lofw.grid.expand import canonical_json, variant_label
+from lofw.grid.files import (
+    FINISHED, cell_dir, eval_dir, read_json, read_jsonl, write_json,
+)
+from lofw.grid.validate import Cell, LoadedGrid
+from lofw.registry import Registry
+
+#: Name of the learned optimizer's curves in lofw.evaluate's output.
+LEARNED = "learned"
+#: Evaluation seed shared by every cell (common random numbers).
+EVAL_SEED = 0
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def baseline_owners(cells: list[Cell]) -> dict[str, tuple[str, ...]]:
+    """cell id -> the baselines that cell trains (the first cell of each
+    (task, horizons, evaluation seeds, baselines) group trains them)."""
+    owners: dict[str, tuple[str, ...]] = {}
+    seen: set[str] = set()
+    for cell in sorted(cells, key=lambda c: c.index):
+        if not cell.eval.baselines:
+            continue
+        key = canonical_json([cell.resolved["task"], cell.eval.horizons, cell.eval.seeds, cell.eval.baselines])
+        if key not in seen:
+            seen.add(key)
+            owners[cell.id] = tuple(cell.eval.baselines)
+    return owners
+
+
+def cell_label(cell: Cell) -> str:
+    return f"{variant_label(cell.variant)}, seed={cell.config.seed}"
+
+
+def _eval_complete(out: Path, cell: Cell, steps: int, baselines: tuple[str, ...]) -> dict[str, Any] | None:
+    folder = eval_dir(out, cell.id, steps)
+    summary = read_json(folder / "summary.json")
+    if not isinstance(summary, dict) or not (folder / "curves.npz").is_file():
+        return None
+    names = set(summary.get("optimizers", {}))
+    return summary if {LEARNED, *baselines} <= names else None
+
+
+def is_finished(out: Path, cell: Cell, baselines: tuple[str, ...] = ()) -> bool:
+    """True when the cell's status is done/diverged and every evaluation is on disk."""
+    status = read_json(cell_dir(out, cell.id) / "cell_status.json") or {}
+    if status.get("status") not in FINISHED:
+        return False
+    return all(_eval_complete(out, cell, h, baselines) is not None for h in cell.eval.horizons)
+
+
+def cell_status(out: Path, cell: Cell) -> str:
+    status = read_json(cell_dir(out, cell.id) / "cell_status.json") or {}
+    return status.get("status", "pending")
+
+
+def _set_status(folder: Path, status: str, **extra: Any) -> None:
+    previous = read_json(folder / "cell_status.json") or {}
+    write_json(folder / "cell_status.json", {**previous, "status": status, "updated": time.time(), **extra})
+
+
+def prepare(loaded: LoadedGrid, out: Path) -> None:
+    """Create ``out``, write ``grid.json``, and give every new cell a folder with
+    its resolved config and status ``pending``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "grid.json", {
+        "name": loaded.grid.name,
+        "source": loaded.source,
+        "spec": loaded.spec,
+        "grid": loaded.grid.model_dump(mode="json"),
+        "cells": [
+            {"id": c.id, "index": c.index, "overrides": c.overrides, "variant": variant_label(c.variant),
+             "seed": c.config.seed}
+            for c in loaded.cells
+        ],
+    })
+    for cell in loaded.cells:
+        folder = cell_dir(out, cell.id)
+        if not (folder / "cell.json").is_file():
+            write_json(folder / "cell.json", {
+                "id": cell.id, "grid": loaded.grid.name, "index": cell.index,
+                "overrides": cell.overrides, "variant": variant_label(cell.variant),
+                "resolved": cell.resolved,
+            })
+        if read_json(folder / "cell_status.json") is None:
+            _set_status(folder, "pending", attempts=0)
+
+
+def _finite_metrics(rows: list[dict[str, Any]]) -> bool:
+    if not rows:
+        return True
+    last = rows[-1]
+    for key in ("meta_loss", "theta_norm"):
+        value = last.get(key)
+        if isinstance(value, str) or (isinstance(value, float) and not math.isfinite(value)):
+            return False
+    return True
+
+
+def run_cell(
+    loaded: LoadedGrid,
+    cell: Cell,
+    out: Path,
+    registry: Registry | None = None,
+    progress: bool = True,
+    baselines: tuple[str, ...] | None = None,
+) -> str:
+    """Run (or resume) one cell to the end; return its final status.
+
+    Args:
+        loaded: the validated grid.
+        cell: the cell to run.
+        out: the grid's output folder (:func:`prepare` must have run).
+        registry: registry for names (default the project's).
+        progress: show meta-training's progress bar.
+        baselines: baselines this cell trains (default: from :func:`baseline_owners`).
+    """
+    from lofw.evaluate import evaluate
+    from lofw.meta_train import meta_train
+
+    out = Path(out)
+    if baselines is None:
+        baselines = baseline_owners(loaded.cells).get(cell.id, ())
+    folder = cell_dir(out, cell.id)
+    previous = read_json(folder / "cell_status.json") or {}
+    _set_status(folder, "running", attempts=int(previous.get("attempts", 0)) + 1, error=None, pid=os.getpid())
+    start = time.time()
+    try:
+        result = meta_train(cell.config, out=folder, registry=registry, progress=progress)
+        if result.status != "finished":
+            return "running"
+        diverged = {}
+        meta_ok = _finite_metrics(read_jsonl(folder / "metrics.jsonl"))
+        for steps in cell.eval.horizons:
+            summary = _eval_complete(out, cell, steps, baselines)
+            if summary is None:
+                if progress:
+                    _say(f"  evaluating {steps} steps x {cell.eval.seeds} seeds"
+                         + (f" (+ baselines {', '.join(baselines)})" if baselines else ""))
+                target = eval_dir(out, cell.id, steps)
+                scratch = target.with_name(target.name + ".partial")
+                shutil.rmtree(scratch, ignore_errors=True)
+                evaluate(folder, steps=steps, seeds=cell.eval.seeds, baselines=list(baselines),
+                         out=scratch, seed=EVAL_SEED, registry=registry)
+                shutil.rmtree(target, ignore_errors=True)
+                os.replace(scratch, target)
+                summary = _eval_complete(out, cell, steps, baselines)
+                if summary is None:
+                    raise RuntimeError(f"lofw.evaluate wrote no complete summary in {target}")
+            diverged[str(steps)] = int(summary["optimizers"][LEARNED].get("n_diverged", 0))
+        status = "diverged" if (not meta_ok or any(diverged.values())) else "done"
+        _set_status(folder, status, seconds=time.time() - start, meta_loss_finite=meta_ok,
+                    eval_diverged=diverged, pid=None)
+        return status
+    except KeyboardInterrupt:
+        _set_status(folder, "running", pid=None, error="interrupted")
+        raise
+    except Exception as e:  # noqa: BLE001 - a failed cell is recorded; the grid goes on
+        message = f"{type(e).__name__}: {e}"
+        _set_status(folder, "failed", error=message, pid=None, seconds=time.time() - start)
+        (folder / "error.txt").write_text(traceback.format_exc())
+        _say(f"  cell {cell.id} failed: {message} (traceback in {folder / 'error.txt'})")
+        return "failed"
+
+
+@dataclasses.dataclass(frozen=True)
+class GridOutcome:
+    """Counts of cell statuses after a run, and the seconds it took."""
+
+    counts: dict[str, int]
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return self.counts.get("failed", 0) == 0 and self.counts.get("running", 0) == 0
+
+
+def run_grid(
+    loaded: LoadedGrid,
+    out: str | Path,
+    jobs: int = 1,
+    registry: Registry | None = None,
+    progress: bool = True,
+    say: Callable[[str], None] = _say,
+) -> GridOutcome:
+    """Run every unfinished cell of ``loaded`` into ``out`` (see module docstring)."""
+    out = Path(out)
+    start = time.time()
+    prepare(loaded, out)
+    owners = baseline_owners(loaded.cells)
+    todo = [c for c in loaded.cells if not is_finished(out, c, owners.get(c.id, ()))]
+    total = len(loaded.cells)
+    say(f"grid {loaded.grid.name}: {total} cells, {total - len(todo)} finished, {len(todo)} to run -> {out}")
+    if jobs <= 1:
+        for k, cell in enumerate(todo, 1):
+            say(f"[{k}/{len(todo)}] cell {cell.id} ({cell_label(cell)})")
+            t0 = time.time()
+            status = run_cell(loaded, cell, out, registry=registry, progress=progress, baselines=owners.get(cell.id, ()))
+            say(f"[{k}/{len(todo)}] cell {cell.id}: {status} in {time.time() - t0:.0f} s")
+    else:
+        _run_workers(loaded, out, todo, jobs, say)
+    counts: dict[str, int] = {}
+    for cell in loaded.cells:
+        s = cell_status(out, cell)
+        counts[s] = counts.get(s, 0) + 1
+    return GridOutcome(counts=counts, seconds=time.time() - start)
+
+
+def worker_command(loaded: LoadedGrid, out: Path, cell: Cell) -> list[str]:
+    """The command line of a worker process that runs one cell."""
+    return [sys.executable, "-m", "lofw.cli.main", "ablate", loaded.spec, "--out", str(out),
+            "--cell", cell.id, "--no-report", "--no-progress"]
+
+
+def _run_workers(loaded: LoadedGrid, out: Path, todo: list[Cell], jobs: int, say: Callable[[str], None]) -> None:
+    pending = list(todo)
+    running: dict[str, tuple[subprocess.Popen, Cell, Any, float]] = {}
+    done = 0
+    try:
+        while pending or running:
+            while pending and len(running) < jobs:
+                cell = pending.pop(0)
+                folder = cell_dir(out, cell.id)
+                log = open(folder / "log.txt", "a")
+                proc = subprocess.Popen(worker_command(loaded, out, cell), stdout=log, stderr=subprocess.STDOUT)
+                running[cell.id] = (proc, cell, log, time.time())
+                say(f"started cell {cell.id} ({cell_label(cell)}) in worker pid {proc.pid}")
+            time.sleep(0.2)
+            for cid, (proc, cell, log, t0) in list(running.items()):
+                if proc.poll() is None:
+                    continue
+                log.close()
+                del running[cid]
+                done += 1
+                status = cell_status(out, cell)
+                if proc.returncode != 0 and status not in FINISHED:
+                    status = f"failed (worker exit {proc.returncode}; see {cell_dir(out, cid) / 'log.txt'})"
+                    if cell_status(out, cell) == "running":
+                        _set_status(cell_dir(out, cid), "failed", error=f"worker exit {proc.returncode}", pid=None)
+                say(f"[{done}/{len(todo)}] cell {cid} ({cell_label(cell)}): {status} in {time.time() - t0:.0f} s")
+    finally:
+        for proc, _, log, _ in running.values():
+            proc.terminate()
+            log.close()
