@@ -41,6 +41,10 @@ class CellSpec:
         """The overrides without the seed: cells that differ only by seed share it."""
         return {k: v for k, v in self.overrides.items() if k != SEED_KEY}
 
+    @property
+    def variant_label(self) -> str:
+        return variant_label(self.overrides)
+
 
 def axis_groups(grid: GridConfig) -> list[list[dict[str, Any]]]:
     """Each independent axis as a list of assignments: one per axis, one per zip group."""

@@ -261,6 +261,10 @@ def _validate_cell(grid: GridConfig, spec: CellSpec, source: str, registry: Regi
         err = e.errors()[0]
         loc = tuple(err["loc"])
         origin = _origin(grid, spec, loc)
+        if not loc:  # a check across fields: name the varied key the message mentions
+            mentioned = [p for p in spec.overrides if p != SEED_KEY and p in err["msg"]]
+            origin = _origin(grid, spec, tuple(mentioned[0].split("."))) if mentioned else "base"
+            raise ConfigError(f"{source}: {origin}: {err['msg']} (cell {spec.variant_label})") from None
         if err["type"] == "extra_forbidden":
             message = f"unknown key; valid keys: {choices(_model_at(MetaTrainConfig, loc).model_fields)}"
         else:
