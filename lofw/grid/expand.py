@@ -117,10 +117,11 @@ def cell_id(resolved: Any) -> str:
 
 
 def variant_label(variant: Mapping[str, Any]) -> str:
-    """A short human label such as ``recipe=star, outer.weight_decay=0.1``."""
+    """A short human label such as ``star, outer.weight_decay=0.1`` (a recipe
+    is shown by its name alone)."""
     if not variant:
         return "base"
-    return ", ".join(f"{k}={_short(v)}" for k, v in variant.items())
+    return ", ".join(_short(v) if k == "recipe" else f"{k}={_short(v)}" for k, v in variant.items())
 
 
 def _short(value: Any) -> str:

@@ -19,10 +19,10 @@ Writes into ``OUT/report/``:
   sentence per variant saying whether it stayed stable past the horizon.
 
 Definitions. A *run* is one evaluation seed of one meta-training seed (the
-baselines have one run per evaluation seed). "Loss at step s" is the EMA-0.98
-smoothed training loss at step s. Diverged runs (lofw.evaluate's flag: NaN,
-inf, or a loss above the task normaliser's maximum) are counted, and left out
-of the means. A variant *stayed stable past the horizon* when no run diverged
+baselines have one run per evaluation seed). "Loss at step s" is the mean raw
+training loss over the last 5% of the steps up to s (:func:`loss_at`).
+Diverged runs (lofw.evaluate's flag: NaN, inf, or a loss above the task
+normaliser's maximum) are counted, and left out of the means. A variant *stayed stable past the horizon* when no run diverged
 and its loss at the longest evaluation horizon is at most 10% above its loss
 at the meta-training horizon.
 """
@@ -178,10 +178,17 @@ class Row:
     values: dict[str, tuple[float, float]]   # column -> (mean, se)
 
 
-def _loss_at(smoothed: np.ndarray, step: int) -> np.ndarray:
-    """Smoothed loss after ``step`` training steps (index step - 1), per run."""
-    idx = min(max(step, 1), smoothed.shape[1]) - 1
-    return smoothed[:, idx]
+#: Window of "loss at step s": the mean raw loss over the last 5% of the steps before s.
+WINDOW_FRACTION = 0.05
+
+
+def loss_at(curves: np.ndarray, step: int) -> np.ndarray:
+    """Per run, the mean raw training loss over steps ``(s - w, s]`` with
+    ``w = max(1, round(0.05 s))`` (a short trailing window: unlike the plots'
+    EMA it does not lag behind a fast-falling curve)."""
+    step = min(max(step, 1), curves.shape[1])
+    w = max(1, int(round(WINDOW_FRACTION * step)))
+    return curves[:, step - w:step].mean(axis=1)
 
 
 def summary_rows(cells: list[CellData]) -> tuple[list[Row], list[str], list[str]]:
@@ -223,7 +230,7 @@ def _optimizer_rows(task, label, group, name, horizons, horizon, finals, sentenc
     runs, diverged = int(curves.shape[0]), int((~ok).sum())
     t = min(horizon, curves.shape[1]) if horizon else curves.shape[1]
     values["mean loss over horizon"] = mean_se(curves[ok, :t].mean(axis=1) if ok.any() else [])[:2]
-    at_horizon = _loss_at(smoothed[ok], t) if ok.any() else np.zeros(0)
+    at_horizon = loss_at(curves[ok], t) if ok.any() else np.zeros(0)
     values["loss at horizon"] = mean_se(at_horizon)[:2]
     for h in horizons:
         c_h, f_h = _runs(group, h, name)
@@ -233,7 +240,7 @@ def _optimizer_rows(task, label, group, name, horizons, horizon, finals, sentenc
         sm = ema(c_h)
         ok_h = ~f_h & np.isfinite(sm).all(axis=1)
         diverged = max(diverged, int((~ok_h).sum()))
-        values[f"loss at {h}"] = mean_se(_loss_at(sm[ok_h], h) if ok_h.any() else [])[:2]
+        values[f"loss at {h}"] = mean_se(loss_at(c_h[ok_h], h) if ok_h.any() else [])[:2]
     if sentences is not None:
         start, end = values["loss at horizon"][0], values[f"loss at {longest}"][0]
         where = f"{label} on {task}"
@@ -385,8 +392,10 @@ def write_report(out: str | Path) -> Path:
     md += sentences or ["- no evaluation yet."]
     md += ["", "## Summary", "",
            "Mean ± standard error over runs (meta-training seeds x evaluation seeds; the final meta-loss "
-           f"over meta-training seeds). Losses are EMA-{EMA} smoothed training losses; \"loss at horizon\" "
-           "is at the meta-training horizon; diverged runs are counted and left out of the means.", "",
+           "over meta-training seeds). \"loss at S\" is the mean training loss over the last 5% of the steps "
+           "up to step S; \"loss at horizon\" is at the meta-training horizon; \"mean loss over horizon\" is "
+           "the meta-objective (mean over the first horizon steps); diverged runs are counted and left out "
+           "of the means. Plots: EMA 0.98.", "",
            markdown_table(rows, columns), "", "## Plots", "", "![meta-training](meta_training.png)", ""]
     md += [f"![inner training, {h} steps](inner_training_h{h}.png)" for h in horizons]
     (folder / "summary.md").write_text("\n".join(md) + "\n")
