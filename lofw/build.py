@@ -39,8 +39,8 @@ def build(
     if isinstance(recipe, str):
         if recipe not in reg.recipes:
             raise ConfigError(f"unknown recipe {recipe!r}; valid choices: {choices(reg.recipes)}")
-        where, config = f"recipe {recipe!r}", reg.recipes[recipe]
+        where, name, config = f"recipe {recipe!r}", recipe, reg.recipes[recipe]
     else:
-        where = "recipe"
+        where, name = "recipe", None
         config = parse_recipe(recipe, where)
-    return build_from_config(resolve_recipe(config, reg.recipes, where), key, where)
+    return build_from_config(resolve_recipe(config, reg.recipes, where, name), key, where)

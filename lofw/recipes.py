@@ -77,9 +77,16 @@ def _names(kind: str) -> list[str]:
 
 
 def resolve_recipe(
-    recipe: RecipeConfig, recipes: dict[str, RecipeConfig], where: str, _chain: tuple[str, ...] = ()
+    recipe: RecipeConfig, recipes: dict[str, RecipeConfig], where: str, name: str | None = None
 ) -> RecipeConfig:
-    """Follow ``extends`` and return a recipe with every slot spelled out."""
+    """Follow ``extends`` and return a recipe with every slot spelled out.
+
+    ``name`` is the recipe's own registry name, if it has one (for cycle errors).
+    """
+    return _resolve(recipe, recipes, where, (name,) if name else ())
+
+
+def _resolve(recipe: RecipeConfig, recipes: dict[str, RecipeConfig], where: str, _chain: tuple[str, ...]) -> RecipeConfig:
     if recipe.extends is None:
         return recipe
     parent_name = recipe.extends
@@ -87,7 +94,7 @@ def resolve_recipe(
         raise ConfigError(f"{where}.extends: unknown recipe {parent_name!r}; valid choices: {choices(recipes)}")
     if parent_name in _chain:
         raise ConfigError(f"{where}.extends: recipes extend each other in a cycle: {' -> '.join(_chain + (parent_name,))}")
-    base = resolve_recipe(recipes[parent_name], recipes, f"recipe {parent_name!r}", _chain + (parent_name,))
+    base = _resolve(recipes[parent_name], recipes, f"recipe {parent_name!r}", _chain + (parent_name,))
     update: dict[str, Any] = {"extends": None}
     for field in recipe.model_fields_set - {"extends"}:
         value = getattr(recipe, field)

@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
 
     reg = load_registry(args.file)
     recipes = {
-        name: resolve_recipe(r, reg.recipes, f"{reg.path}: recipes.{name}") for name, r in reg.recipes.items()
+        name: resolve_recipe(r, reg.recipes, f"{reg.path}: recipes.{name}", name) for name, r in reg.recipes.items()
     }
     if args.json:
         print(json.dumps({

@@ -1,0 +1,88 @@
+"""STAR's features against the independent reference in star_reference.py."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import lofw
+from lofw_plugins.features.adafactor import AdafactorFeatures
+from lofw_plugins.features.factored import factored_dims
+from star_reference import ReferenceAccumulators
+
+SHAPES = [(), (6,), (4, 7), (7, 4), (5, 5), (3, 3, 2, 4), (2, 5, 3)]
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_features_match_reference(shape):
+    features = AdafactorFeatures()
+    keys = jax.random.split(jax.random.PRNGKey(0), 4)
+    param = jax.random.normal(keys[0], shape)
+    state = features.init_leaf(param)
+    ref = ReferenceAccumulators(shape)
+    for t in range(3):
+        grad = jax.random.normal(keys[1 + t], shape) * (0.1 + t)
+        state, stats, feats = features.update_leaf(grad, param, state, jnp.asarray(t, jnp.int32))
+        ref.step(np.asarray(grad))
+        expected = ref.features(np.asarray(grad), np.asarray(param), t)
+        got = feats.dense(shape)
+        assert got.shape == shape + (39,)
+        np.testing.assert_allclose(np.asarray(got), expected, rtol=2e-4, atol=2e-5)
+        np.testing.assert_allclose(np.asarray(stats.momentum), np.stack(ref.m, -1), rtol=1e-5, atol=1e-7)
+        # 1 - 0.999 in float32 carries a 1.3e-5 relative error.
+        np.testing.assert_allclose(np.asarray(stats.second_moment), ref.v, rtol=5e-5, atol=1e-9)
+
+
+def test_first_step_time_features_are_tanh_minus_one():
+    features = AdafactorFeatures()
+    p = jnp.ones((3, 2))
+    _, _, feats = features.update_leaf(p, p, features.init_leaf(p), jnp.asarray(0, jnp.int32))
+    np.testing.assert_allclose(np.asarray(feats.globals), np.tanh(-1.0) * np.ones(11), rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "shape, dims",
+    [((3,), None), ((), None), ((10, 10), (0, 1)), ((4, 9), (0, 1)), ((9, 4), (1, 0)),
+     ((3, 3, 8, 16), (2, 3)), ((3, 3, 16, 8), (3, 2)), ((5, 3, 3, 1), (2, 0))],
+)
+def test_factored_dims(shape, dims):
+    assert factored_dims(shape) == dims
+
+
+def test_conv_kernel_factored_state_shapes():
+    state = AdafactorFeatures().init_leaf(jnp.zeros((3, 3, 8, 16)))
+    assert state.row.shape == (3, 3, 8, 3)  # drops the largest axis (16)
+    assert state.col.shape == (3, 3, 16, 3)  # drops the second largest (8)
+    assert state.diag is None
+
+
+def test_decay_offsets_are_learned_decays():
+    features = AdafactorFeatures()
+    theta = 0.05
+    shifted = jax.tree_util.tree_map(lambda x: x, features)
+    shifted = eqx_set(shifted, "momentum_offsets", jnp.full(3, theta))
+    beta_m, _, _ = shifted.decays()
+    expected = 1 - (1 - np.array([0.9, 0.99, 0.999])) * np.exp(10 * theta)
+    np.testing.assert_allclose(np.asarray(beta_m), expected, rtol=1e-6)
+    grad = jnp.array([1.0, 2.0])
+    state, stats, _ = shifted.update_leaf(grad, grad, shifted.init_leaf(grad), jnp.asarray(0))
+    np.testing.assert_allclose(np.asarray(stats.momentum), (1 - expected)[None, :] * np.asarray(grad)[:, None], rtol=2e-5)
+
+
+def test_decays_clipped_except_momentum():
+    features = eqx_set(AdafactorFeatures(), "rms_offset", jnp.full(1, 1.0))
+    features = eqx_set(features, "momentum_offsets", jnp.full(3, 1.0))
+    beta_m, beta_v, _ = features.decays()
+    assert float(beta_v) == 0.0  # 1 - 0.001 * e^10 < 0, clipped
+    assert float(beta_m[-1]) < 0.0  # momenta are not clipped (reference behaviour)
+
+
+def eqx_set(module, field, value):
+    import equinox as eqx
+
+    return eqx.tree_at(lambda m: getattr(m, field), module, value)
+
+
+def test_adafactor_has_seven_meta_parameters():
+    assert lofw.count_meta_parameters(AdafactorFeatures()) == 7
+    assert AdafactorFeatures().n_inputs == 39

@@ -1,0 +1,194 @@
+"""LearnedOptimizer numerics by equivalence with hand-written optimizers."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import lofw
+from lofw.testing import example_params
+
+
+def zero_network(opt):
+    return eqx.tree_at(
+        lambda o: (o.network.weights, o.network.biases),
+        opt,
+        (tuple(jnp.zeros_like(w) for w in opt.network.weights), tuple(jnp.zeros_like(b) for b in opt.network.biases)),
+    )
+
+
+def adam_aggmo_by_hand(grads_seq, b1=1e-3):
+    """NumPy AdamAggMo: mean of 3 momenta over sqrt(v + 1e-6), no bias correction."""
+    betas, beta_v = np.array([0.9, 0.99, 0.999]), 0.999
+    m = np.zeros((3,) + grads_seq[0].shape)
+    v = np.zeros(grads_seq[0].shape)
+    updates = []
+    for g in grads_seq:
+        m = betas.reshape((3,) + (1,) * g.ndim) * m + (1 - betas.reshape((3,) + (1,) * g.ndim)) * g
+        v = beta_v * v + (1 - beta_v) * g * g
+        updates.append(-b1 * m.mean(0) / np.sqrt(v + 1e-6))
+    return updates
+
+
+def run(opt, params, grads_seq):
+    state = opt.init(params)
+    out = []
+    update = eqx.filter_jit(opt.update)
+    for g in grads_seq:
+        u, state = update(g, state, params)
+        out.append(u)
+    return out
+
+
+def grads_sequence(params, n=4):
+    keys = jax.random.split(jax.random.PRNGKey(42), n)
+    return [jax.tree_util.tree_map(lambda p, k=k: jax.random.normal(k, p.shape) * 0.3, params) for k in keys]
+
+
+def test_hyperparam_with_zeroed_network_is_b1_adam_aggmo():
+    opt = zero_network(lofw.build("hyperparam"))
+    params = example_params()
+    seq = grads_sequence(params)
+    got = run(opt, params, seq)
+    for name in params:
+        expected = adam_aggmo_by_hand([np.asarray(g[name], np.float64) for g in seq])
+        for t in range(len(seq)):
+            np.testing.assert_allclose(np.asarray(got[t][name]), expected[t], rtol=2e-5, atol=1e-9)
+
+
+def test_star_with_zeroed_network_equals_hyperparam():
+    params = example_params()
+    seq = grads_sequence(params)
+    star = run(zero_network(lofw.build("star")), params, seq)
+    hyper = run(zero_network(lofw.build("hyperparam")), params, seq)
+    for a, b in zip(star, hyper):
+        for name in params:
+            np.testing.assert_array_equal(np.asarray(a[name]), np.asarray(b[name]))
+
+
+def test_nominal_log_scale_scales_the_nominal_term():
+    opt = zero_network(lofw.build("hyperparam"))
+    scaled = eqx.tree_at(lambda o: o.nominal_log_scale, opt, jnp.asarray(np.log(3.0), jnp.float32))
+    params = example_params()
+    seq = grads_sequence(params, 2)
+    for a, b in zip(run(opt, params, seq), run(scaled, params, seq)):
+        for name in params:
+            np.testing.assert_allclose(np.asarray(b[name]), 3.0 * np.asarray(a[name]), rtol=1e-5)
+
+
+def test_blackbox_update_is_b3_direction_times_exp_magnitude():
+    opt = lofw.build("blackbox")
+    params = {"w": jax.random.normal(jax.random.PRNGKey(0), (4, 3))}
+    grads = {"w": jax.random.normal(jax.random.PRNGKey(1), (4, 3))}
+    state = opt.init(params)
+    _, _, feats = opt.features.update_leaf(grads["w"], params["w"], state.leaves[0], state.step)
+    heads = opt.network(feats)
+    updates, _ = opt.update(grads, state, params)
+    expected = -1e-3 * heads["direction"] * jnp.exp(1e-3 * heads["blackbox_magnitude"])
+    np.testing.assert_allclose(np.asarray(updates["w"]), np.asarray(expected), rtol=1e-6)
+
+
+def test_star_blackbox_term_is_rms_preconditioned():
+    star = lofw.build("star")
+    no_pre = lofw.build("star_no_precond")
+    params = {"w": jax.random.normal(jax.random.PRNGKey(0), (4, 3))}
+    grads = {"w": jax.random.normal(jax.random.PRNGKey(1), (4, 3))}
+    s = star.init(params)
+    _, stats, feats = star.features.update_leaf(grads["w"], params["w"], s.leaves[0], s.step)
+    heads = star.network(feats)
+    nominal = 1e-3 * jnp.exp(1e-3 * heads["nominal_magnitude"]) * jnp.mean(stats.momentum, -1) / jnp.sqrt(stats.second_moment + 1e-6)
+    blackbox = 1e-3 * heads["direction"] * jnp.exp(1e-3 * heads["blackbox_magnitude"])
+    u_star, _ = star.update(grads, s, params)
+    u_no_pre, _ = no_pre.update(grads, no_pre.init(params), params)
+    np.testing.assert_allclose(np.asarray(u_star["w"]), np.asarray(-(nominal + blackbox / jnp.sqrt(stats.second_moment + 1e-6))), rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(u_no_pre["w"]), np.asarray(-(nominal + blackbox)), rtol=1e-5)
+
+
+def test_mlp_matches_reference_loops():
+    from star_reference import mlp
+
+    opt = lofw.build("star", key=jax.random.PRNGKey(3))
+    p = jax.random.normal(jax.random.PRNGKey(0), (5, 4))
+    _, _, feats = opt.features.update_leaf(p * 0.3, p, opt.features.init_leaf(p), jnp.asarray(7))
+    heads = opt.network(feats)
+    expected = mlp(np.asarray(feats.dense((5, 4)), np.float64), [np.asarray(w) for w in opt.network.weights],
+                   [np.asarray(b) for b in opt.network.biases])
+    for j, name in enumerate(opt.network.heads):
+        np.testing.assert_allclose(np.asarray(heads[name]), expected[..., j], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("recipe, count", [("star", 203), ("blackbox", 197), ("hyperparam", 193),
+                                           ("star_no_precond", 203), ("star_no_nominal", 197)])
+def test_meta_parameter_counts(recipe, count):
+    assert lofw.count_meta_parameters(lofw.build(recipe)) == count
+
+
+def test_mlp_initialisation_is_truncated_normal_over_sqrt_fan_in():
+    opt = lofw.build("star", key=jax.random.PRNGKey(0))
+    w0 = np.asarray(opt.network.weights[0])
+    assert w0.shape == (39, 4)
+    assert np.all(np.abs(w0) <= 2.0 / np.sqrt(39) + 1e-7)
+    assert all(np.all(np.asarray(b) == 0) for b in opt.network.biases)
+    # std of a standard normal truncated at +-2 is 0.8796
+    big = lofw.build({"extends": "star", "network": {"hidden_sizes": [400, 4]}})
+    np.testing.assert_allclose(np.asarray(big.network.weights[0]).std() * np.sqrt(39), 0.8796, rtol=0.03)
+
+
+def test_as_optax_in_a_training_loop_reduces_a_quadratic():
+    target = jnp.arange(6.0).reshape(2, 3)
+    loss = lambda p: jnp.sum((p["w"] - target) ** 2) + jnp.sum(p["b"] ** 2)  # noqa: E731
+    params = {"w": jnp.zeros((2, 3)), "b": jnp.ones(3)}
+    tx = optax.chain(lofw.build("hyperparam").as_optax(), optax.scale(30.0))
+    state = tx.init(params)
+
+    @jax.jit
+    def step(params, state):
+        value, grads = jax.value_and_grad(loss)(params)
+        updates, state = tx.update(grads, state, params, value=value)
+        return optax.apply_updates(params, updates), state, value
+
+    first = None
+    for _ in range(300):
+        params, state, value = step(params, state)
+        first = value if first is None else first
+    assert float(loss(params)) < 0.05 * float(first)
+
+
+def test_as_optax_accepts_loss_and_requires_params():
+    opt = lofw.build("star")
+    tx = opt.as_optax()
+    params = example_params()
+    state = tx.init(params)
+    grads = jax.tree_util.tree_map(jnp.ones_like, params)
+    u1, _ = tx.update(grads, state, params, loss=1.0)
+    u2, _ = opt.update(grads, state, params)
+    assert jax.tree_util.tree_all(jax.tree_util.tree_map(lambda a, b: bool(jnp.all(a == b)), u1, u2))
+    with pytest.raises(ValueError, match="reads the parameters"):
+        tx.update(grads, state)
+
+
+def test_meta_gradient_flows_through_update():
+    params = example_params()
+    grads = jax.tree_util.tree_map(lambda p: 0.5 * p, params)
+    opt = lofw.build("star")
+    theta, static = eqx.partition(opt, eqx.is_inexact_array)
+
+    def total_update(theta):
+        o = eqx.combine(theta, static)
+        u, _ = o.update(grads, o.init(params), params)
+        return sum(jnp.sum(x) for x in jax.tree_util.tree_leaves(u))
+
+    g = jax.grad(total_update)(theta)
+    leaves = jax.tree_util.tree_leaves(g)
+    assert sum(x.size for x in leaves) == 203
+    assert all(bool(jnp.all(jnp.isfinite(x))) for x in leaves)
+    assert float(jnp.abs(g.nominal_log_scale)) > 0
+
+
+def test_bf16_params_keep_their_dtype():
+    opt = lofw.build("star")
+    params = {"w": jnp.ones((3, 2), jnp.bfloat16)}
+    u, _ = opt.update(params, opt.init(params), params)
+    assert u["w"].dtype == jnp.bfloat16
