@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import lofw
 from lofw_plugins.data.digits import Digits
+from lofw_plugins.data.tfds_datasets import CIFAR10, MNIST, FashionMNIST
 from lofw_plugins.features.adafactor import AdafactorFeatures
 from lofw_plugins.optimizer.magnitudes import Constant, Exp
 from lofw_plugins.optimizer.mlp import MLP
@@ -25,6 +26,9 @@ COMPONENTS = {
     "exp": Exp,
     "constant": Constant,
     "digits": Digits,
+    "mnist": MNIST,
+    "fashion_mnist": FashionMNIST,
+    "cifar10": CIFAR10,
     "image_mlp": ImageMLP,
     "conv": Conv,
 }
