@@ -239,7 +239,7 @@ def run_grid(
             status = run_cell(loaded, cell, out, registry=registry, progress=progress, baselines=owners.get(cell.id, ()))
             say(f"[{k}/{len(todo)}] cell {cell.id}: {status} in {time.time() - t0:.0f} s")
     else:
-        _run_workers(loaded, out, todo, jobs, say)
+        _run_workers(loaded, out, todo, jobs, say, registry)
     counts: dict[str, int] = {}
     for cell in loaded.cells:
         s = cell_status(out, cell)
@@ -247,13 +247,18 @@ def run_grid(
     return GridOutcome(counts=counts, seconds=time.time() - start)
 
 
-def worker_command(loaded: LoadedGrid, out: Path, cell: Cell) -> list[str]:
+def worker_command(loaded: LoadedGrid, out: Path, cell: Cell, registry: Registry | None = None) -> list[str]:
     """The command line of a worker process that runs one cell."""
-    return [sys.executable, "-m", "lofw.cli.main", "ablate", loaded.spec, "--out", str(out),
-            "--cell", cell.id, "--no-report", "--no-progress"]
+    command = [sys.executable, "-m", "lofw.cli.main", "ablate", loaded.spec, "--out", str(out),
+               "--cell", cell.id, "--no-report", "--no-progress"]
+    if registry is not None and registry.path is not None:
+        command += ["--registry", str(registry.path)]
+    return command
 
 
-def _run_workers(loaded: LoadedGrid, out: Path, todo: list[Cell], jobs: int, say: Callable[[str], None]) -> None:
+def _run_workers(
+    loaded: LoadedGrid, out: Path, todo: list[Cell], jobs: int, say: Callable[[str], None], registry: Registry | None
+) -> None:
     pending = list(todo)
     running: dict[str, tuple[subprocess.Popen, Cell, Any, float]] = {}
     done = 0
@@ -263,7 +268,7 @@ def _run_workers(loaded: LoadedGrid, out: Path, todo: list[Cell], jobs: int, say
                 cell = pending.pop(0)
                 folder = cell_dir(out, cell.id)
                 log = open(folder / "log.txt", "a")
-                proc = subprocess.Popen(worker_command(loaded, out, cell), stdout=log, stderr=subprocess.STDOUT)
+                proc = subprocess.Popen(worker_command(loaded, out, cell, registry), stdout=log, stderr=subprocess.STDOUT)
                 running[cell.id] = (proc, cell, log, time.time())
                 say(f"started cell {cell.id} ({cell_label(cell)}) in worker pid {proc.pid}")
             time.sleep(0.2)
