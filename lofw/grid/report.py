@@ -5,8 +5,9 @@ Reads only files (``grid.json`` and the cell folders, see
 Writes into ``OUT/report/``:
 
 - ``meta_training.png``: meta-loss against meta-step, one line per variant
-  (the grid cell without its seed), mean over seeds with a band of one
-  standard error (the seed spread); one panel per task.
+  (the grid cell without its seed), EMA-smoothed (0.98, less for runs of
+  under 500 meta-steps: :func:`meta_ema`), mean over seeds with a band of
+  one standard error (the seed spread); one panel per task.
 - ``inner_training_h<H>.png``: training loss of fresh task instances over
   the evaluation horizon ``H`` for every variant and baseline, each run
   smoothed by an EMA with coefficient 0.98 (paper Appendix B.2), mean over
@@ -61,6 +62,13 @@ def ema(x: np.ndarray, coefficient: float = EMA) -> np.ndarray:
         s = coefficient * s + (1.0 - coefficient) * x[..., t] if t else x[..., 0]
         out[..., t] = s
     return out
+
+
+def meta_ema(n_steps: int) -> float:
+    """EMA coefficient of a meta-training curve of ``n_steps`` points: the
+    paper's 0.98, lowered to ``1 - 10 / n`` for short runs so the curve is not
+    mostly lag (at least ten time constants fit in the run)."""
+    return min(EMA, max(0.0, 1.0 - 10.0 / max(n_steps, 1)))
 
 
 def mean_se(values: list[float] | np.ndarray) -> tuple[float, float, int]:
@@ -309,7 +317,7 @@ def plot_meta_training(cells: list[CellData], path: Path) -> None:
         for (t, variant), group in _groups(cells).items():
             if t != task:
                 continue
-            series = [ema(c.meta_loss) for c in group if c.meta_loss.size]
+            series = [ema(c.meta_loss, meta_ema(c.meta_loss.size)) for c in group if c.meta_loss.size]
             if not series:
                 continue
             n = min(s.size for s in series)
@@ -317,7 +325,8 @@ def plot_meta_training(cells: list[CellData], path: Path) -> None:
             _band(ax, steps, np.stack([s[:n] for s in series]), f"{variant} ({len(series)} seeds)")
         ax.set_title(f"meta-training: {task}")
         ax.set_xlabel("meta-step")
-        ax.set_ylabel(f"meta-loss (EMA {EMA})")
+        n = max((c.meta_loss.size for c in cells if c.task == task), default=0)
+        ax.set_ylabel(f"meta-loss (EMA {meta_ema(n):.3g})")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.tight_layout()
