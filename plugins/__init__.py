@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import lofw
 from lofw_plugins.data.digits import Digits
+from lofw_plugins.estimators import ES, PES, TBPTT
 from lofw_plugins.data.tfds_datasets import CIFAR10, MNIST, FashionMNIST
 from lofw_plugins.features.adafactor import AdafactorFeatures
 from lofw_plugins.optimizer.magnitudes import Constant, Exp
@@ -25,6 +26,9 @@ COMPONENTS = {
     "identity": Identity,
     "exp": Exp,
     "constant": Constant,
+    "pes": PES,
+    "es": ES,
+    "tbptt": TBPTT,
     "digits": Digits,
     "mnist": MNIST,
     "fashion_mnist": FashionMNIST,

@@ -1,0 +1,94 @@
+"""``es``: antithetic truncated Evolution Strategies (star_spec 3.5).
+
+Per meta-step and particle ``i``: both branches start from the particle's
+one shared state; the positive one unrolls ``T`` steps with ``theta + eps_i``,
+the negative one with ``theta - eps_i`` (same batches and keys), and
+
+    g_i = (mean_t L+_t - mean_t L-_t) eps_i / (2 sigma^2),
+
+the estimate being ``mean_i g_i``. Only the positive branch's state is kept
+for the next truncation (as the reference). Unlike PES the earlier
+truncations' influence on the start state is ignored: ``g_i`` is unbiased
+for the gradient of the smoothed loss of this truncation *given* its start
+state, and biased for the whole-episode meta-loss (lower variance).
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import PRNGKeyArray
+
+import lofw
+from lofw.estimator import EstimatorOutput
+from lofw_plugins.estimators.pes import SIGNS
+from lofw_plugins.estimators.truncated import (
+    InnerState,
+    fresh_inner_states,
+    initial_inner_states,
+    perturbed,
+    sample_perturbations,
+    step_keys,
+    unroll,
+)
+
+
+class ESState(eqx.Module):
+    """``inner``: each particle's shared inner run (particle axis first)."""
+
+    inner: InnerState
+
+
+class ES(lofw.AbstractEstimator):
+    """Antithetic truncated ES from a shared start state.
+
+    Args:
+        truncation: inner steps per meta-step.
+        particles: antithetic pairs per meta-step.
+        horizon: inner steps of an episode.
+        std: perturbation standard deviation ``sigma``.
+        stagger: staggered episode starts (as :class:`PES`).
+    """
+
+    truncation: int = eqx.field(static=True)
+    particles: int = eqx.field(static=True)
+    horizon: int = eqx.field(static=True)
+    std: float = eqx.field(static=True)
+    stagger: bool = eqx.field(static=True)
+
+    def __init__(self, truncation: int = 50, particles: int = 8, horizon: int = 2000, std: float = 0.01, stagger: bool = True):
+        if truncation < 1 or particles < 1 or std <= 0:
+            raise ValueError(f"need truncation >= 1, particles >= 1, std > 0; got {truncation}, {particles}, {std}")
+        if horizon < truncation:
+            raise ValueError(f"horizon ({horizon}) is shorter than the truncation ({truncation})")
+        self.truncation, self.particles, self.horizon = int(truncation), int(particles), int(horizon)
+        self.std, self.stagger = float(std), bool(stagger)
+
+    def init(self, opt: lofw.AbstractOptimizer, task: lofw.AbstractTask, key: PRNGKeyArray) -> ESState:
+        return ESState(initial_inner_states(opt, task, key, self.particles, self.horizon, self.stagger))
+
+    def particle_gradients(
+        self, opt: lofw.AbstractOptimizer, task: lofw.AbstractTask, state: ESState, key: PRNGKeyArray
+    ) -> EstimatorOutput:
+        theta, static = eqx.partition(opt, eqx.is_inexact_array)
+        k_eps, k_data, k_fresh = jax.random.split(key, 3)
+        eps = sample_perturbations(theta, k_eps, self.particles, self.std)
+        fresh = fresh_inner_states(opt, task, k_fresh, self.particles)
+        keys = step_keys(k_data, self.particles, self.truncation)
+
+        def branch(sign, eps_i, inner, keys_i, fresh_i):
+            opt_b = eqx.combine(perturbed(theta, eps_i, sign), static)
+            return unroll(opt_b, task, inner, keys_i, fresh_i, self.horizon)
+
+        def particle(eps_i, inner, keys_i, fresh_i):
+            inner_pm, losses, dones = jax.vmap(branch, in_axes=(0, None, None, None, None))(
+                SIGNS, eps_i, inner, keys_i, fresh_i
+            )
+            delta = jnp.mean(losses[0]) - jnp.mean(losses[1])
+            grad = jax.tree_util.tree_map(lambda e: delta * e / (2 * self.std**2), eps_i)
+            positive = jax.tree_util.tree_map(lambda x: x[0], inner_pm)
+            return grad, positive, jnp.mean(losses), jnp.any(dones[0])
+
+        grad, inner, meta_loss, ended = jax.vmap(particle)(eps, state.inner, keys, fresh)
+        return EstimatorOutput(grad, ESState(inner), meta_loss, ended.astype(jnp.float32))
