@@ -27,11 +27,12 @@ class Fakes:
         if recipe == "hyperparam":
             raise RuntimeError("boom")
         lines = [{"step": s + 1, "meta_loss": 1.0 / (s + 1)} for s in range(config.meta_steps)]
+        out.mkdir(parents=True, exist_ok=True)
         (out / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
         return types.SimpleNamespace(status="finished")
 
     def evaluate(self, run, task=None, *, steps, seeds, baselines=(), out, seed=0, registry=None, **_):
-        config = json.loads((run / "cell.json").read_text())["resolved"]["meta_train"]
+        config = json.loads((run.parent / "cell.json").read_text())["resolved"]["meta_train"]
         self.evaluated.append((config["recipe"], steps, tuple(baselines)))
         out.mkdir(parents=True)
         diverged = [config["recipe"] == "blackbox"] + [False] * (seeds - 1)

@@ -44,7 +44,8 @@ def _fake_run(tmp_path):
         recipe, seed = cell.overrides["recipe"], cell.overrides["seed"]
         folder = cell_dir(out, cell.id)
         lines = [{"step": s + 1, "meta_loss": 2.0 - 0.1 * s - 0.05 * seed} for s in range(10)]
-        (folder / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+        (folder / "run").mkdir()
+        (folder / "run" / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
         kind = {"star": "stable", "blackbox": "diverges", "hyperparam": "rises"}[recipe]
         curves = np.stack([_curve(kind, 10 * seed + i) for i in range(SEEDS)])
         diverged = [False] * SEEDS

@@ -27,6 +27,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--registry", metavar="FILE", help="registry file (default: $LOFW_REGISTRY or the project's)")
     parser.add_argument("--no-report", action="store_true", help="do not write the report at the end")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (log files, CI)")
+    parser.add_argument("--no-compile-cache", action="store_true",
+                        help="do not keep compiled XLA programs in OUT/.jax_cache (shared by cells, workers and reruns)")
+
+
+def _enable_compile_cache(out: Path) -> None:
+    """Persist compiled programs across cells, worker processes and reruns.
+
+    Cells that differ only by seed or by a hyperparameter that is data (not
+    shape) compile the same programs; with the cache only the first pays. A
+    cache directory chosen by the user (``JAX_COMPILATION_CACHE_DIR``) wins.
+    """
+    import os
+
+    if not os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        os.environ["JAX_COMPILATION_CACHE_DIR"] = str((out / ".jax_cache").resolve())
+    from jax.experimental.compilation_cache import compilation_cache
+
+    compilation_cache.reset_cache()  # in case something compiled before the directory was known
+    compilation_cache.set_cache_dir(os.environ["JAX_COMPILATION_CACHE_DIR"])
 
 
 def _print_cells(loaded, out: Path | None) -> None:
@@ -68,6 +87,9 @@ def run(args: argparse.Namespace) -> int:
         print("dry run: nothing was run or written")
         return 0
     from lofw.grid.runner import prepare, run_cell, run_grid
+
+    if not args.no_compile_cache:
+        _enable_compile_cache(out)
 
     if args.cell:
         matches = [c for c in loaded.cells if c.id == args.cell]

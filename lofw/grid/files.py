@@ -4,12 +4,14 @@
 
     OUT/
       grid.json                 the grid: name, source, settings, the cell list
-      cells/<id>/               one folder per cell (the meta-training run folder)
+      cells/<id>/               one folder per cell
         cell.json               the fully resolved cell (its id is the hash of "resolved")
         cell_status.json        {"status": pending|running|done|diverged|failed, ...}
-        config.json, metrics.jsonl, checkpoint.eqx, status.json   (lofw.meta_train)
+        run/                    the meta-training run folder (lofw.meta_train):
+                                config.json, metrics.jsonl, checkpoint.eqx, status.json
         eval/h<steps>/          summary.json + curves.npz (lofw.evaluate), one per eval horizon
         log.txt                 output of a worker process (--jobs N)
+        error.txt               the traceback of a failed attempt
       report/                   plots and summary table (lofw.grid.report)
 
 Every JSON file is written to a temporary name and renamed, so a run killed
@@ -87,6 +89,11 @@ def cells_dir(out: Path) -> Path:
 
 def cell_dir(out: Path, cell_id: str) -> Path:
     return cells_dir(out) / cell_id
+
+
+def run_dir(out: Path, cell_id: str) -> Path:
+    """The cell's meta-training run folder (``lofw.meta_train``'s ``out``)."""
+    return cell_dir(out, cell_id) / "run"
 
 
 def eval_dir(out: Path, cell_id: str, steps: int) -> Path:

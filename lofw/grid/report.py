@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from lofw.errors import ConfigError
-from lofw.grid.files import FINISHED, eval_dir, read_json, read_jsonl, report_dir, cell_dir
+from lofw.grid.files import FINISHED, cell_dir, eval_dir, read_json, read_jsonl, report_dir, run_dir
 
 #: EMA coefficient of every smoothed curve (paper Appendix B.2).
 EMA = 0.98
@@ -123,7 +123,7 @@ def load_cells(out: Path) -> tuple[dict[str, Any], list[CellData]]:
         resolved = info.get("resolved", {})
         meta = resolved.get("meta_train", {})
         status = (read_json(folder / "cell_status.json") or {}).get("status", "pending")
-        rows = read_jsonl(folder / "metrics.jsonl")
+        rows = read_jsonl(run_dir(out, cid) / "metrics.jsonl")
         curves: dict[int, dict[str, np.ndarray]] = {}
         diverged: dict[int, dict[str, np.ndarray]] = {}
         for h in resolved.get("eval", {}).get("horizons", []):

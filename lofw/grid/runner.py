@@ -3,8 +3,8 @@
 A cell runs in three resumable stages, each leaving files that the next run
 trusts (see :mod:`lofw.grid.files` for the layout):
 
-1. ``lofw.meta_train(cell.config, out=cell_dir)``: resumes from the run's own
-   checkpoint and returns at once when it is finished.
+1. ``lofw.meta_train(cell.config, out=cell_dir/"run")``: resumes from the
+   run's own checkpoint and returns at once when it is finished.
 2. For each evaluation horizon ``H``: ``lofw.evaluate`` into a scratch folder
    ``eval/h<H>.partial`` that is renamed to ``eval/h<H>`` when complete, so a
    killed evaluation is simply redone (evaluation is deterministic).
@@ -38,7 +38,7 @@ from typing import Any, Callable
 
 from lofw.grid.expand import canonical_json, variant_label
 from lofw.grid.files import (
-    FINISHED, cell_dir, eval_dir, read_json, read_jsonl, write_json,
+    FINISHED, cell_dir, eval_dir, read_json, read_jsonl, run_dir, write_json,
 )
 from lofw.grid.validate import Cell, LoadedGrid
 from lofw.registry import Registry
@@ -167,11 +167,12 @@ def run_cell(
     _set_status(folder, "running", attempts=int(previous.get("attempts", 0)) + 1, error=None, pid=os.getpid())
     start = time.time()
     try:
-        result = meta_train(cell.config, out=folder, registry=registry, progress=progress)
+        run = run_dir(out, cell.id)
+        result = meta_train(cell.config, out=run, registry=registry, progress=progress)
         if result.status != "finished":
             return "running"
         diverged = {}
-        meta_ok = _finite_metrics(read_jsonl(folder / "metrics.jsonl"))
+        meta_ok = _finite_metrics(read_jsonl(run / "metrics.jsonl"))
         for steps in cell.eval.horizons:
             summary = _eval_complete(out, cell, steps, baselines)
             if summary is None:
@@ -181,7 +182,7 @@ def run_cell(
                 target = eval_dir(out, cell.id, steps)
                 scratch = target.with_name(target.name + ".partial")
                 shutil.rmtree(scratch, ignore_errors=True)
-                evaluate(folder, steps=steps, seeds=cell.eval.seeds, baselines=list(baselines),
+                evaluate(run, steps=steps, seeds=cell.eval.seeds, baselines=list(baselines),
                          out=scratch, seed=EVAL_SEED, registry=registry)
                 shutil.rmtree(target, ignore_errors=True)
                 os.replace(scratch, target)
