@@ -28,13 +28,21 @@ Files written to ``<run_dir>/eval/<task>-<steps>/`` (or ``out``)::
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
 from pathlib import Path
 from typing import Any, Sequence
 
+import equinox as eqx
+import jax
+import jax.numpy as jnp
 import numpy as np
+import optax
+from jaxtyping import Array, Float
 
 from lofw.base_optimizer import AbstractOptimizer
-from lofw.registry import Registry
+from lofw.errors import ConfigError, choices
+from lofw.registry import Registry, load_registry
 from lofw.task import AbstractTask
 
 #: Half-decade learning-rate grid of the Adam / NAdamW baselines.
@@ -97,4 +105,158 @@ def evaluate(
         ConfigError: unknown task or baseline, a folder that is not a run,
             ``steps < 1``.
     """
-    raise NotImplementedError("evaluate: being implemented")
+    if int(seeds) < 1 or int(tune_seeds) < 1:
+        raise ConfigError(f"evaluate: seeds and tune_seeds must be >= 1, got {seeds}, {tune_seeds}")
+    unknown = [b for b in baselines if b not in BASELINES]
+    if unknown:
+        raise ConfigError(f"evaluate: unknown baseline {unknown[0]!r}; valid choices: {choices(BASELINES)}")
+    registry = registry if registry is not None else load_registry()
+    opt, task_spec, horizon, run_dir = _resolve_run(run, task, registry)
+    from lofw.tasks import build_task
+
+    task_obj = build_task(task_spec, registry, where="task" if isinstance(task_spec, dict) else None)
+    steps = int(steps) if steps is not None else 10 * horizon
+    if steps < 1:
+        raise ConfigError(f"evaluate: steps must be >= 1, got {steps}")
+    label = task_spec if isinstance(task_spec, str) else str(getattr(task_spec, "name", type(task_obj).__name__))
+    if out is None and run_dir is not None:
+        out = run_dir / "eval" / f"{label}-{steps}"
+
+    base = jax.random.PRNGKey(seed)
+    eval_keys = jax.vmap(lambda i: jax.random.fold_in(base, i))(jnp.arange(seeds))
+    tune_keys = jax.vmap(lambda i: jax.random.fold_in(base, 1_000_000 + i))(jnp.arange(tune_seeds))
+    curves: dict[str, np.ndarray] = {"learned": np.asarray(train_curves(opt, task_obj, eval_keys, steps=steps))}
+    summary: dict[str, Any] = {"task": label, "steps": steps, "seeds": int(seeds), "optimizers": {}}
+    summary["optimizers"]["learned"] = _summarise(curves["learned"], task_obj)
+    for name in baselines:
+        lrs = jnp.asarray(lr_grid, jnp.float32)
+        tune = np.asarray(baseline_grid_curves(name, lrs, task_obj, tune_keys, steps=steps))
+        scores = [float(np.mean(_normalised(tune[i], task_obj))) for i in range(len(lr_grid))]
+        best = int(np.argmin(scores))
+        curves[name] = np.asarray(train_curves(OptaxBaseline(name, lrs[best]), task_obj, eval_keys, steps=steps))
+        entry = _summarise(curves[name], task_obj)
+        entry["lr"] = float(lr_grid[best])
+        entry["lr_grid_losses"] = {repr(float(lr)): _finite(sc) for lr, sc in zip(lr_grid, scores)}
+        summary["optimizers"][name] = entry
+    out_dir = Path(out) if out is not None else None
+    if out_dir is not None:
+        _save(out_dir, curves, summary)
+    return EvaluationResult(curves=curves, summary=summary, out_dir=out_dir)
+
+
+class OptaxBaseline(AbstractOptimizer):
+    """A hand-designed baseline as an :class:`lofw.AbstractOptimizer`.
+
+    ``lr`` is an array field so that a grid of learning rates is one ``vmap``.
+    """
+
+    name: str = eqx.field(static=True)
+    lr: Float[Array, ""]
+
+    def _tx(self) -> optax.GradientTransformation:
+        if self.name == "adam":
+            return optax.adam(self.lr)
+        return optax.nadamw(self.lr, weight_decay=1e-4)
+
+    def init(self, params):
+        return self._tx().init(params)
+
+    def update(self, grads, state, params):
+        return self._tx().update(grads, state, params)
+
+
+def _curves(opt: AbstractOptimizer, task: AbstractTask, keys: Array, *, steps: int) -> Float[Array, "seeds steps"]:
+    """Train one fresh task instance per key for ``steps`` steps: raw losses.
+
+    ``vmap`` over the keys of a ``lax.scan`` over the steps; the loss at step
+    t is the training loss of the pre-update parameters on that step's batch.
+    Non-finite values are kept (and flagged by the caller), never raised.
+    """
+
+    def one_seed(key):
+        k_init, k_data = jax.random.split(key)
+        params = task.init(k_init)
+
+        def body(carry, k):
+            params, state = carry
+            loss, grads = jax.value_and_grad(task.loss)(params, task.sample_batch(k, "train"))
+            updates, state = opt.update(grads, state, params)
+            params = jax.tree_util.tree_map(lambda p, u: p + u.astype(p.dtype), params, updates)
+            return (params, state), loss
+
+        _, losses = jax.lax.scan(body, (params, opt.init(params)), jax.random.split(k_data, steps))
+        return losses
+
+    return jax.vmap(one_seed)(keys)
+
+
+#: ``train_curves(opt, task, keys, steps=N)``: compiled :func:`_curves`.
+train_curves = eqx.filter_jit(_curves)
+
+
+@eqx.filter_jit
+def baseline_grid_curves(name: str, lrs: Array, task: AbstractTask, keys: Array, *, steps: int) -> Float[Array, "lrs seeds steps"]:
+    """:func:`train_curves` of a baseline for every learning rate, in one call."""
+    return jax.vmap(lambda lr: _curves(OptaxBaseline(name, lr), task, keys, steps=steps))(lrs)
+
+
+def _normalised(curves: np.ndarray, task: AbstractTask) -> np.ndarray:
+    return np.asarray(jax.jit(jnp.vectorize(task.normalizer))(jnp.asarray(curves)))
+
+
+def _finite(x: float) -> float | None:
+    return float(x) if math.isfinite(float(x)) else None
+
+
+def _summarise(curves: np.ndarray, task: AbstractTask) -> dict[str, Any]:
+    """Per-seed final loss (mean of the last 1% of steps) and the diverged flags."""
+    tail = max(1, curves.shape[1] // 100)
+    final = curves[:, -tail:].mean(axis=1)
+    limit = task.max_meta_loss
+    diverged = [bool(not np.all(np.isfinite(c)) or not np.isfinite(f) or f > limit) for c, f in zip(curves, final)]
+    ok = [f for f, d in zip(final, diverged) if not d]
+    return {
+        "final_loss": [_finite(f) for f in final],
+        "final_loss_mean": _finite(np.mean(ok)) if ok else None,
+        "mean_loss": _finite(np.mean(_normalised(curves, task))),
+        "diverged": diverged,
+        "n_diverged": int(sum(diverged)),
+    }
+
+
+def _save(out_dir: Path, curves: dict[str, np.ndarray], summary: dict[str, Any]) -> None:
+    from lofw.checkpoint import atomic_write_bytes, atomic_write_json
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    import io
+
+    buffer = io.BytesIO()
+    np.savez(buffer, **{k: v.astype(np.float32) for k, v in curves.items()})
+    atomic_write_bytes(out_dir / "curves.npz", buffer.getvalue())
+    atomic_write_json(out_dir / "summary.json", summary)
+
+
+def _resolve_run(run, task, registry: Registry):
+    """``(optimizer, task spec, horizon, run folder or None)``."""
+    if isinstance(run, AbstractOptimizer):
+        if task is None:
+            raise ConfigError("evaluate: give a `task` when evaluating an optimizer object")
+        from lofw.meta_config import MetaTrainConfig
+
+        return run, task, MetaTrainConfig().horizon, None
+    from lofw.checkpoint import CHECKPOINT, CONFIG, load_checkpoint
+    from lofw.meta_config import parse_meta_train_config
+    from lofw.meta_train import setup_run
+
+    run_dir = Path(run)
+    if not (run_dir / CONFIG).exists():
+        raise ConfigError(f"{run_dir}: not a meta-training run folder ({CONFIG} missing)")
+    if not (run_dir / CHECKPOINT).exists():
+        raise ConfigError(f"{run_dir}: the run has no checkpoint yet; meta-train it first")
+    try:
+        config = parse_meta_train_config(json.loads((run_dir / CONFIG).read_text())["config"], str(run_dir / CONFIG))
+    except (ValueError, KeyError) as e:
+        raise ConfigError(f"{run_dir / CONFIG}: unreadable run config: {e}") from None
+    setup = setup_run(config, registry)
+    state, _ = load_checkpoint(run_dir, setup.initial_state)
+    return eqx.combine(state.theta, setup.static), (task if task is not None else config.task), config.horizon, run_dir

@@ -7,7 +7,7 @@ AdamW with lr 1e-4 and clipping at 1.0; paper Appendix B)::
 
     recipe: star                 # registry name or an inline recipe mapping
     task: fmnist_mlp             # registry name or an inline task mapping
-    estimator: {name: pes, truncation: 50, std: 0.01, particles: 8}
+    estimator: {name: pes}       # a preset of registry.yaml `estimators:` (truncation 50, std 0.01, particles 8)
     outer: {lr: 1.0e-4, weight_decay: 0.0, clip: 1.0, clip_mode: value}
     meta_steps: 5000
     horizon: 2000
@@ -50,8 +50,9 @@ class EstimatorConfig(_Frozen):
             component name. Keys set here override the preset's.
         truncation: inner steps unrolled per meta-step (paper: 50).
         std: Gaussian perturbation standard deviation sigma of PES / ES
-            (paper: 0.01). Passed only to estimators that take it; setting it
-            explicitly for one that does not (``tbptt``) is an error.
+            (paper: 0.01, the registry presets' value). None = the
+            estimator's own default; setting it for an estimator that takes
+            no ``std`` (``tbptt``) is an error.
         particles: independent inner runs per meta-step (PES/ES particles,
             each evaluated at +eps and -eps).
         arguments: further constructor arguments of the estimator component.
@@ -59,7 +60,7 @@ class EstimatorConfig(_Frozen):
 
     name: str = "pes"
     truncation: PositiveInt = 50
-    std: PositiveFloat = 0.01
+    std: PositiveFloat | None = None
     particles: PositiveInt = 8
     arguments: dict[str, Any] = {}
 
@@ -156,3 +157,84 @@ def parse_meta_train_config(data: Any, where: str = "meta-train config") -> Meta
         return MetaTrainConfig.model_validate(data)
     except pydantic.ValidationError as e:
         raise ConfigError(format_validation_error(e, where, MetaTrainConfig)) from None
+
+
+class EstimatorPreset(_Frozen):
+    """An entry of the registry's ``estimators:`` section.
+
+    Attributes:
+        estimator: the registered estimator component (default: the entry's
+            own name).
+        truncation, std, particles, arguments: as in :class:`EstimatorConfig`.
+    """
+
+    estimator: str | None = None
+    truncation: PositiveInt | None = None
+    std: PositiveFloat | None = None
+    particles: PositiveInt | None = None
+    arguments: dict[str, Any] = {}
+
+
+def _presets(registry: Any) -> tuple[dict[str, EstimatorPreset], str]:
+    where = f"{registry.path}: estimators" if getattr(registry, "path", None) else "estimators"
+    presets = {}
+    for name, entry in (registry.estimators or {}).items():
+        try:
+            presets[name] = EstimatorPreset.model_validate(entry or {})
+        except pydantic.ValidationError as e:
+            raise ConfigError(format_validation_error(e, f"{where}.{name}", EstimatorPreset)) from None
+    return presets, where
+
+
+def resolve_config(config: MetaTrainConfig, registry: Any) -> MetaTrainConfig:
+    """Fill ``estimator`` from its registry preset (explicitly set keys win).
+
+    Idempotent: resolving a resolved config changes nothing, so a resolved
+    config stored in a run folder has the same fingerprint when re-read.
+    """
+    presets, _ = _presets(registry)
+    est = config.estimator
+    preset = presets.get(est.name)
+    if preset is None:
+        return config
+    values: dict[str, Any] = {"name": est.name}
+    for key in ("truncation", "std", "particles"):
+        if getattr(preset, key) is not None:
+            values[key] = getattr(preset, key)
+    values["arguments"] = dict(preset.arguments)
+    for key in est.model_fields_set - {"name"}:
+        values[key] = {**values["arguments"], **est.arguments} if key == "arguments" else getattr(est, key)
+    data = config.model_dump()
+    data["estimator"] = values
+    return parse_meta_train_config(data)
+
+
+def build_estimator(config: MetaTrainConfig, registry: Any, where: str = "estimator") -> Any:
+    """The estimator component of a resolved config (horizon from the run).
+
+    Raises:
+        ConfigError: unknown estimator name (valid choices: presets and
+            components), an argument the estimator does not take.
+    """
+    from lofw.construct import construct
+    from lofw.errors import choices
+    from lofw.plugin_manager import components
+
+    presets, preset_where = _presets(registry)
+    est = config.estimator
+    found = components("estimator")
+    component = est.name
+    if est.name in presets:
+        component = presets[est.name].estimator or est.name
+    if component not in found:
+        names = sorted(set(found) | set(presets))
+        raise ConfigError(
+            f"{where}.name: unknown estimator {est.name!r}; valid choices: {choices(names)}"
+            + (f" (presets: {preset_where}; components: {choices(found)})" if est.name in presets else "")
+        )
+    if "horizon" in est.arguments:
+        raise ConfigError(f"{where}.arguments.horizon: set the run's `horizon` instead")
+    kwargs: dict[str, Any] = {"truncation": est.truncation, "particles": est.particles, **est.arguments}
+    if est.std is not None:
+        kwargs["std"] = est.std
+    return construct("estimator", component, kwargs, where, horizon=config.horizon)

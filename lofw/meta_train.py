@@ -36,12 +36,38 @@ continues a finished run.
 from __future__ import annotations
 
 import dataclasses
+import json
+import sys
+import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Callable, Literal
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import optax
 
 from lofw.base_optimizer import AbstractOptimizer
-from lofw.meta_config import MetaTrainConfig
-from lofw.registry import Registry
+from lofw.checkpoint import (
+    METRICS,
+    STATUS,
+    TrainingState,
+    atomic_write_json,
+    load_checkpoint,
+    prepare_run_dir,
+    read_metrics,
+    save_checkpoint,
+)
+from lofw.estimator import AbstractEstimator
+from lofw.meta_config import (
+    MetaTrainConfig,
+    build_estimator,
+    parse_meta_train_config,
+    resolve_config,
+)
+from lofw.outer import make_outer_optimizer, zero_nonfinite
+from lofw.registry import Registry, load_registry
+from lofw.task import AbstractTask
 
 Status = Literal["finished", "stopped", "interrupted"]
 
@@ -107,4 +133,207 @@ def meta_train(
             another config (all raised before anything is compiled or written).
         KeyboardInterrupt: re-raised after a checkpoint is written.
     """
-    raise NotImplementedError("meta_train: being implemented")
+    registry = registry if registry is not None else load_registry()
+    config = merge_overrides(config, overrides)
+    run = setup_run(config, registry)
+    run_dir = Path(out) if out is not None else None
+    resume = prepare_run_dir(run_dir, run.config) if run_dir is not None else False
+    state, metrics = run.initial_state, []
+    if resume:
+        state, _ = load_checkpoint(run_dir, run.initial_state)
+        metrics = read_metrics(run_dir, upto_step=int(state.step))
+    elif run_dir is not None:
+        read_metrics(run_dir, upto_step=0)  # a crash before the first checkpoint
+    return _loop(run, state, metrics, run_dir, progress, stop_after)
+
+
+def merge_overrides(config: MetaTrainConfig | dict[str, Any] | None, overrides: dict[str, Any]) -> MetaTrainConfig:
+    """``config`` with ``overrides`` applied (mappings for nested models are merged)."""
+    if isinstance(config, MetaTrainConfig):
+        data = config.model_dump(exclude_unset=True)
+    elif config is None:
+        data = {}
+    elif isinstance(config, dict):
+        data = dict(config)
+    else:
+        from lofw.errors import ConfigError
+
+        raise ConfigError(f"meta_train: config must be a MetaTrainConfig or a mapping, got {config!r}")
+    for key, value in overrides.items():
+        if key in ("estimator", "outer") and isinstance(value, dict) and isinstance(data.get(key), dict):
+            data[key] = {**data[key], **value}
+        elif hasattr(value, "model_dump") and key in ("estimator", "outer"):
+            data[key] = value.model_dump(exclude_unset=True)
+        else:
+            data[key] = value
+    return parse_meta_train_config(data)
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """Everything built from a config before any compilation."""
+
+    config: MetaTrainConfig
+    static: Any
+    task: AbstractTask
+    estimator: AbstractEstimator
+    outer: optax.GradientTransformation
+    initial_state: TrainingState
+    meta_step: Callable
+
+
+def setup_run(config: MetaTrainConfig, registry: Registry) -> Run:
+    """Resolve ``config`` and build the optimizer, task, estimator and outer optimizer.
+
+    Every name is checked here, before anything is traced or written.
+    """
+    from lofw.build import build
+    from lofw.tasks import build_task
+
+    config = resolve_config(config, registry)
+    estimator = build_estimator(config, registry)
+    task = build_task(config.task, registry, where="task" if isinstance(config.task, dict) else None)
+    k_opt, k_est, k_run = jax.random.split(jax.random.PRNGKey(config.seed), 3)
+    opt = build(config.recipe, key=k_opt, registry=registry)
+    theta, static = eqx.partition(opt, eqx.is_inexact_array)
+    outer = make_outer_optimizer(config.outer)
+    state = TrainingState(
+        theta=theta,
+        outer_state=outer.init(theta),
+        estimator_state=estimator.init(opt, task, k_est),
+        key=k_run,
+        step=jnp.zeros((), jnp.int32),
+    )
+    return Run(config, static, task, estimator, outer, state, cached_meta_step(estimator, config.outer, static))
+
+
+_META_STEPS: dict[Any, Callable] = {}
+
+
+def cached_meta_step(estimator: AbstractEstimator, outer_config: Any, static: Any) -> Callable:
+    """:func:`make_meta_step` memoised on its configuration, so that runs of
+    one configuration in one process (a resumed run, a grid's seeds) share
+    one compiled function instead of compiling it again."""
+    try:
+        key = (estimator, outer_config, static)
+        hash(key)
+    except TypeError:
+        return make_meta_step(estimator, make_outer_optimizer(outer_config), static)
+    if key not in _META_STEPS:
+        _META_STEPS[key] = make_meta_step(estimator, make_outer_optimizer(outer_config), static)
+    return _META_STEPS[key]
+
+
+def make_meta_step(estimator: AbstractEstimator, outer: optax.GradientTransformation, static: Any) -> Callable:
+    """The whole meta-step as ONE compiled function.
+
+    ``meta_step(state, task) -> (state, metrics)``: the estimate over every
+    particle and both antithetic branches for the full truncation, non-finite
+    entries zeroed and counted, then clip + AdamW. The key of the step is
+    ``fold_in(state.key, state.step)``, so the step is a pure function of
+    ``state`` (this is what makes a resumed run bit-identical).
+    """
+
+    @eqx.filter_jit
+    def meta_step(state: TrainingState, task: AbstractTask):
+        opt = eqx.combine(state.theta, static)
+        key = jax.random.fold_in(state.key, state.step)
+        grad, out = estimator.estimate(opt, task, state.estimator_state, key)
+        grad, n_nan = zero_nonfinite(grad)
+        updates, outer_state = outer.update(grad, state.outer_state, state.theta)
+        theta = optax.apply_updates(state.theta, updates)
+        metrics = {
+            "meta_loss": jnp.mean(out.meta_loss),
+            "grad_norm": optax.global_norm(grad),
+            "nan_grads": n_nan,
+            "resets": jnp.sum(out.resets).astype(jnp.int32),
+            "theta_norm": optax.global_norm(theta),
+        }
+        new_state = TrainingState(theta, outer_state, out.state, state.key, state.step + 1)
+        return new_state, metrics
+
+    return meta_step
+
+
+def _to_host(metrics: dict[str, Any], step: int) -> dict[str, Any]:
+    host = jax.device_get(metrics)
+    line: dict[str, Any] = {"step": step}
+    for k, v in host.items():
+        line[k] = int(v) if jnp.issubdtype(v.dtype, jnp.integer) else float(v)
+    return line
+
+
+def _status(run_dir: Path | None, status: str, step: int, config: MetaTrainConfig) -> None:
+    if run_dir is not None:
+        atomic_write_json(
+            run_dir / STATUS,
+            {"status": status, "step": step, "meta_steps": config.meta_steps, "fingerprint": config.trajectory_fingerprint()},
+        )
+
+
+def _checkpoint(run_dir: Path | None, state: TrainingState, config: MetaTrainConfig) -> None:
+    if run_dir is None:
+        return
+    header = {
+        "step": int(state.step),
+        "fingerprint": config.trajectory_fingerprint(),
+        "recipe": config.recipe,
+        "meta_parameters": int(sum(x.size for x in jax.tree_util.tree_leaves(state.theta))),
+    }
+    save_checkpoint(run_dir, state, header)
+
+
+def _loop(run: Run, state: TrainingState, metrics: list, run_dir: Path | None, progress: bool, stop_after: int | None):
+    from tqdm.auto import tqdm
+
+    from lofw.plugin_manager import get_plugin_manager
+
+    config = run.config
+    start = int(state.step)
+    end = config.meta_steps if stop_after is None else min(config.meta_steps, start + stop_after)
+    hook = get_plugin_manager().hook.lofw_log_metrics
+    bar = tqdm(total=config.meta_steps, initial=start, disable=not progress, file=sys.stderr, unit="meta-step", dynamic_ncols=True)
+    last_saved = start
+    _status(run_dir, "running", start, config)
+    metrics_file = open(run_dir / METRICS, "a") if run_dir is not None else None
+    try:
+        while int(state.step) < end:
+            t0 = time.perf_counter()
+            state, step_metrics = run.meta_step(state, run.task)
+            line = _to_host(step_metrics, int(state.step))
+            metrics.append(line)
+            if metrics_file is not None:
+                metrics_file.write(json.dumps(line) + "\n")
+                metrics_file.flush()
+            hook(run_dir=str(run_dir) if run_dir is not None else "", step=line["step"], metrics=dict(line))
+            inner_steps = config.estimator.particles * config.estimator.truncation
+            bar.set_postfix(meta_loss=f"{line['meta_loss']:.4f}", ms_per_particle_step=f"{1e3 * (time.perf_counter() - t0) / inner_steps:.2f}")
+            bar.update(1)
+            if run_dir is not None and line["step"] % config.checkpoint_every == 0:
+                _checkpoint(run_dir, state, config)
+                last_saved = line["step"]
+    except KeyboardInterrupt:
+        if metrics_file is not None:
+            metrics_file.close()
+            metrics_file = None
+        if int(state.step) != last_saved:
+            _checkpoint(run_dir, state, config)
+        _status(run_dir, "interrupted", int(state.step), config)
+        raise
+    finally:
+        bar.close()
+        if metrics_file is not None:
+            metrics_file.close()
+    step = int(state.step)
+    if step != last_saved or (run_dir is not None and not (run_dir / "checkpoint.eqx").exists()):
+        _checkpoint(run_dir, state, config)
+    status: Status = "finished" if step >= config.meta_steps else "stopped"
+    _status(run_dir, status, step, config)
+    return MetaTrainResult(
+        status=status,
+        step=step,
+        optimizer=eqx.combine(state.theta, run.static),
+        config=config,
+        run_dir=run_dir,
+        metrics=metrics,
+    )

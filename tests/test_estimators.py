@@ -241,13 +241,15 @@ def test_tbptt_full_horizon_equals_jax_grad_star():
     def loss(th):
         o = eqx.combine(th, static)
         params = task.init(None)
-        s, total = o.init(params), 0.0
-        for t in range(H):
-            value, g = jax.value_and_grad(task.loss)(params, task.sample_batch(keys[t]))
-            total = total + value / H
+
+        def body(carry, k):
+            params, s = carry
+            value, g = jax.value_and_grad(task.loss)(params, task.sample_batch(k))
             u, s = o.update(g, s, params)
-            params = jax.tree_util.tree_map(jnp.add, params, u)
-        return total
+            return (jax.tree_util.tree_map(jnp.add, params, u), s), value
+
+        _, values = jax.lax.scan(body, (params, o.init(params)), keys)
+        return jnp.mean(values)
 
     expected = eqx.filter_jit(jax.grad(loss))(theta)
     for a, b in zip(jax.tree_util.tree_leaves(grad), jax.tree_util.tree_leaves(expected)):

@@ -1,0 +1,113 @@
+"""Compile time and speed of one meta-step (issue 3, section 7).
+
+PES with a learned optimizer (default STAR) on the 784-128-128-10 ReLU MLP,
+batch 128, on synthetic data of Fashion-MNIST's shape (uint8 28x28x1, ten
+classes; no download needed), 8 particles, truncation 50: the whole
+meta-step of ``lofw.meta_train`` (``make_meta_step``: both antithetic
+branches of every particle, the full truncation, clip + AdamW).
+
+Reported:
+  compile_s              first call minus a steady call (tracing + XLA compile)
+  ms_per_particle_step   steady meta-step time / (particles * truncation); a
+                         particle step runs both antithetic branches (two
+                         inner steps), as the reference's "particle-step"
+  ms_per_inner_step      the same per single inner step (branch)
+
+Run::
+
+    python benchmarks/meta_step.py [--recipe star] [--particles 8] [--truncation 50] [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from typing import ClassVar
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import lofw
+from lofw.checkpoint import TrainingState
+from lofw.meta_config import OuterConfig
+from lofw.meta_train import make_meta_step
+from lofw.outer import make_outer_optimizer
+from lofw_plugins.data.image_dataset import AbstractImageDataset
+from lofw_plugins.estimators import ES, PES, TBPTT
+from lofw_plugins.tasks.image_mlp import ImageMLP
+
+
+class SyntheticImages(AbstractImageDataset):
+    """Random uint8 images of Fashion-MNIST's shape in every split."""
+
+    images: dict
+    labels: dict
+    max_value: ClassVar[float] = 255.0
+    num_classes: ClassVar[int] = 10
+
+    def __init__(self, n: int = 4096, shape=(28, 28, 1), seed: int = 0):
+        rng = np.random.default_rng(seed)
+        splits = ("train", "inner_valid", "outer_valid", "test")
+        self.images = {s: jnp.asarray(rng.integers(0, 256, (n, *shape), dtype=np.uint8)) for s in splits}
+        self.labels = {s: jnp.asarray(rng.integers(0, 10, (n,), dtype=np.int32)) for s in splits}
+
+
+ESTIMATORS = {"pes": PES, "es": ES, "tbptt": TBPTT}
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--recipe", default="star")
+    parser.add_argument("--estimator", default="pes", choices=sorted(ESTIMATORS))
+    parser.add_argument("--particles", type=int, default=8)
+    parser.add_argument("--truncation", type=int, default=50)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args(argv)
+
+    task = ImageMLP(SyntheticImages(), hidden_sizes=(128, 128), batch_size=128)
+    opt = lofw.build(args.recipe, key=jax.random.PRNGKey(0))
+    estimator = ESTIMATORS[args.estimator](truncation=args.truncation, particles=args.particles, horizon=2000)
+    theta, static = lofw.meta_parameters(opt), None
+    import equinox as eqx
+
+    theta, static = eqx.partition(opt, eqx.is_inexact_array)
+    outer = make_outer_optimizer(OuterConfig())
+    state = TrainingState(
+        theta, outer.init(theta), estimator.init(opt, task, jax.random.PRNGKey(1)), jax.random.PRNGKey(2), jnp.zeros((), jnp.int32)
+    )
+    meta_step = make_meta_step(estimator, outer, static)
+
+    t0 = time.perf_counter()
+    state, metrics = meta_step(state, task)
+    jax.block_until_ready(metrics)
+    first = time.perf_counter() - t0
+    times = []
+    for _ in range(args.repeats):
+        t0 = time.perf_counter()
+        state, metrics = meta_step(state, task)
+        jax.block_until_ready(metrics)
+        times.append(time.perf_counter() - t0)
+    steady = statistics.median(times)
+    particle_steps = args.particles * args.truncation
+    branches = 2 if args.estimator in ("pes", "es") else 1
+    result = {
+        "recipe": args.recipe,
+        "estimator": args.estimator,
+        "particles": args.particles,
+        "truncation": args.truncation,
+        "device": str(jax.devices()[0]),
+        "compile_s": round(first - steady, 2),
+        "meta_step_s": round(steady, 4),
+        "ms_per_particle_step": round(1e3 * steady / particle_steps, 3),
+        "ms_per_inner_step": round(1e3 * steady / (particle_steps * branches), 3),
+        "meta_loss": float(metrics["meta_loss"]),
+    }
+    print(json.dumps(result))
+    return result
+
+
+if __name__ == "__main__":
+    main()
