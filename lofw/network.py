@@ -1,10 +1,10 @@
 """The ``network`` component kind: features to named heads."""
 
-from __future__ import annotations
 
 import abc
 
 import equinox as eqx
+from equinox import AbstractVar
 from jaxtyping import Array, Float
 
 from lofw.features import LeafFeatures
@@ -27,7 +27,7 @@ class AbstractNetwork(eqx.Module):
           broadcastable to the parameter's shape.
     """
 
-    heads: eqx.AbstractVar[tuple[str, ...]]
+    heads: AbstractVar[tuple[str, ...]]
 
     @abc.abstractmethod
     def __call__(self, features: LeafFeatures) -> dict[str, Float[Array, "..."]]:

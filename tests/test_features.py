@@ -86,3 +86,20 @@ def eqx_set(module, field, value):
 def test_adafactor_has_seven_meta_parameters():
     assert lofw.count_meta_parameters(AdafactorFeatures()) == 7
     assert AdafactorFeatures().n_inputs == 39
+
+
+def test_rms_scales_value_and_derivatives():
+    from lofw_plugins.features.adafactor import _rms_scales
+
+    full = jnp.arange(6.0).reshape(2, 3) + 1
+    column = jnp.array([[2.0], [5.0]])  # a factored channel, broadcast along axis 1
+
+    def f(a):
+        return _rms_scales([full * a, column * a * a], (2, 3))
+
+    expected = [1 / np.sqrt(1e-5 + np.mean((np.asarray(full) * 1.3) ** 2)),
+                1 / np.sqrt(1e-5 + np.mean((np.asarray(column) * 1.69) ** 2))]
+    np.testing.assert_allclose(np.asarray(f(1.3)), expected, rtol=1e-6)
+    fd = (f(1.3 + 1e-3) - f(1.3 - 1e-3)) / 2e-3
+    np.testing.assert_allclose(np.asarray(jax.jacrev(f)(1.3)), np.asarray(fd), rtol=2e-3)
+    np.testing.assert_allclose(np.asarray(jax.jvp(f, (1.3,), (1.0,))[1]), np.asarray(fd), rtol=2e-3)

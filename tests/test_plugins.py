@@ -135,3 +135,12 @@ def test_entry_point_plugin_and_hermetic_switch(tmp_path):
     env["LOFW_DISABLE_PLUGIN_AUTOLOAD"] = "1"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert "halved" not in out.stdout and "rms" in out.stdout
+
+
+def test_network_without_heads_field_is_abstract():
+    class Headless(lofw.AbstractNetwork):
+        def __call__(self, features):
+            return {}
+
+    with pytest.raises(TypeError):
+        Headless()

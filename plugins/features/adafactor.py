@@ -17,7 +17,10 @@ unnormalised. Nothing is bias-corrected.
 
 from __future__ import annotations
 
+import math
+
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 from jax import lax
 from jaxtyping import Array, Float, Int
@@ -46,8 +49,35 @@ class AdafactorLeafState(eqx.Module):
     diag: Float[Array, "... n_factored"] | None
 
 
-def _rms_scale(x: Array) -> Array:
-    return lax.rsqrt(NORM_EPS + jnp.mean(jnp.square(x)))
+@jax.custom_jvp
+def _sums_of_squares(xs: tuple[Array, ...]) -> tuple[Array, ...]:
+    """``sum(x**2)`` of each array in one variadic reduction.
+
+    XLA compiles it to a single loop that accumulates every sum, instead of
+    one pass over the tensor per array. A variadic reduce has no transpose
+    rule, so the tangent is written with ordinary sums (used only when
+    differentiating, e.g. truncated backprop through the optimizer).
+    """
+    zeros = tuple(jnp.zeros((), x.dtype) for x in xs)
+    squares = tuple(jnp.square(x) for x in xs)
+    axes = tuple(range(xs[0].ndim))
+    return lax.reduce(squares, zeros, lambda a, b: tuple(x + y for x, y in zip(a, b)), axes)
+
+
+@_sums_of_squares.defjvp
+def _sums_of_squares_jvp(primals, tangents):
+    (xs,), (dxs,) = primals, tangents
+    return _sums_of_squares(xs), tuple(2.0 * jnp.sum(x * dx) for x, dx in zip(xs, dxs))
+
+
+def _rms_scales(channels: list[Array], shape: tuple[int, ...]) -> Array:
+    """``1 / sqrt(eps + mean(c**2))`` per channel, over the whole tensor.
+
+    A factored channel is broadcast first; its mean over the tensor equals
+    its mean over the factored vector.
+    """
+    sums = _sums_of_squares(tuple(jnp.broadcast_to(c, shape) for c in channels))
+    return lax.rsqrt(NORM_EPS + jnp.stack(sums) / max(1, math.prod(shape)))
 
 
 class AdafactorFeatures(lofw.AbstractFeatures):
@@ -133,48 +163,67 @@ class AdafactorFeatures(lofw.AbstractFeatures):
         state: AdafactorLeafState,
         step: Int[Array, ""],
     ) -> tuple[AdafactorLeafState, lofw.LeafStats, lofw.LeafFeatures]:
-        beta_m, beta_v, beta_f = self.decays()
-        momentum = beta_m * state.momentum + (1.0 - beta_m) * grad[..., None]
-        v = beta_v * state.second_moment + (1.0 - beta_v) * jnp.square(grad)
-        gsq = jnp.square(grad) + EPS_GSQ
-        moms = [momentum[..., i] for i in range(momentum.shape[-1])]
-        rsqrt_v = lax.rsqrt(v + RMS_EPS)
+        new_state = self._accumulate(grad, state)
+        channels = _channels(grad, param, new_state)
+        t = step.astype(jnp.float32)
+        globals_ = jnp.tanh(t / jnp.asarray(self.time_scales, jnp.float32) - 1.0)
+        stats = lofw.LeafStats(
+            grad=grad, param=param, momentum=new_state.momentum, second_moment=new_state.second_moment, step=step
+        )
+        features = lofw.LeafFeatures(tuple(channels), _rms_scales(channels, grad.shape), globals_)
+        return new_state, stats, features
 
+    def _accumulate(self, grad: Array, state: AdafactorLeafState) -> AdafactorLeafState:
+        """One EMA step of every accumulator (star_spec.md 1.4)."""
+        beta_m, beta_v, beta_f = self.decays()
+        gsq = jnp.square(grad) + EPS_GSQ
+        row = col = diag = None
         dims = factored_dims(grad.shape)
         if dims is None:
             diag = beta_f * state.diag + (1.0 - beta_f) * gsq[..., None]
-            row = col = None
-            ds = [diag[..., i] for i in range(diag.shape[-1])]
-            fac_g = [grad * lax.rsqrt(jnp.maximum(d + DIAG_EPS, DIAG_EPS)) for d in ds]
-            rows = cols = ds
-            fac_m = [m * lax.rsqrt(d + RMS_EPS) for m, d in zip(moms, ds)]
         else:
-            d1, d0 = dims
-            row, col = update_factored(state.row, state.col, gsq, beta_f, d1, d0)
-            diag = None
-            row_f, col_f = factors(row, col, d1, d0)
-            k = row.shape[-1]
-            rows = [jnp.expand_dims(row[..., i], d0) for i in range(k)]
-            cols = [jnp.expand_dims(col[..., i], d1) for i in range(k)]
-            rfs = [jnp.expand_dims(row_f[..., i], d0) for i in range(k)]
-            cfs = [jnp.expand_dims(col_f[..., i], d1) for i in range(k)]
-            fac_g = [grad * rf * cf for rf, cf in zip(rfs, cfs)]
-            fac_m = [m * rf * cf for m, rf, cf in zip(moms, rfs, cfs)]
-
-        channels = (
-            [grad, param, *moms, v]
-            + [m * rsqrt_v for m in moms]
-            + [rsqrt_v]
-            + fac_g
-            + rows
-            + cols
-            + [lax.rsqrt(r + FACTORED_RSQRT_EPS) for r in rows]
-            + [lax.rsqrt(c + FACTORED_RSQRT_EPS) for c in cols]
-            + fac_m
+            row, col = update_factored(state.row, state.col, gsq, beta_f, *dims)
+        return AdafactorLeafState(
+            momentum=beta_m * state.momentum + (1.0 - beta_m) * grad[..., None],
+            second_moment=beta_v * state.second_moment + (1.0 - beta_v) * jnp.square(grad),
+            row=row,
+            col=col,
+            diag=diag,
         )
-        scales = jnp.stack([_rms_scale(c) for c in channels])
-        t = step.astype(jnp.float32)
-        globals_ = jnp.tanh(t / jnp.asarray(self.time_scales, jnp.float32) - 1.0)
-        new_state = AdafactorLeafState(momentum=momentum, second_moment=v, row=row, col=col, diag=diag)
-        stats = lofw.LeafStats(grad=grad, param=param, momentum=momentum, second_moment=v, step=step)
-        return new_state, stats, lofw.LeafFeatures(tuple(channels), scales, globals_)
+
+
+def _channels(grad: Array, param: Array, s: AdafactorLeafState) -> list[Array]:
+    """The 28 raw channels, in the order of the module docstring.
+
+    Row and column statistics stay in factored shape (a size-1 axis where the
+    tensor has its largest or second largest axis).
+    """
+    moms = [s.momentum[..., i] for i in range(s.momentum.shape[-1])]
+    rsqrt_v = lax.rsqrt(s.second_moment + RMS_EPS)
+    dims = factored_dims(grad.shape)
+    if dims is None:
+        ds = [s.diag[..., i] for i in range(s.diag.shape[-1])]
+        fac_g = [grad * lax.rsqrt(jnp.maximum(d + DIAG_EPS, DIAG_EPS)) for d in ds]
+        rows = cols = ds
+        fac_m = [m * lax.rsqrt(d + RMS_EPS) for m, d in zip(moms, ds)]
+    else:
+        d1, d0 = dims
+        row_f, col_f = factors(s.row, s.col, d1, d0)
+        k = row_f.shape[-1]
+        rows = [jnp.expand_dims(s.row[..., i], d0) for i in range(k)]
+        cols = [jnp.expand_dims(s.col[..., i], d1) for i in range(k)]
+        rfs = [jnp.expand_dims(row_f[..., i], d0) for i in range(k)]
+        cfs = [jnp.expand_dims(col_f[..., i], d1) for i in range(k)]
+        fac_g = [grad * rf * cf for rf, cf in zip(rfs, cfs)]
+        fac_m = [m * rf * cf for m, rf, cf in zip(moms, rfs, cfs)]
+    return (
+        [grad, param, *moms, s.second_moment]
+        + [m * rsqrt_v for m in moms]
+        + [rsqrt_v]
+        + fac_g
+        + rows
+        + cols
+        + [lax.rsqrt(r + FACTORED_RSQRT_EPS) for r in rows]
+        + [lax.rsqrt(c + FACTORED_RSQRT_EPS) for c in cols]
+        + fac_m
+    )
