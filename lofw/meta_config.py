@@ -156,6 +156,9 @@ def parse_meta_train_config(data: Any, where: str = "meta-train config") -> Meta
     try:
         return MetaTrainConfig.model_validate(data)
     except pydantic.ValidationError as e:
+        short = [err for err in e.errors() if err["type"] == "value_error" and not err["loc"]]
+        if short and len(short) == len(e.errors()):
+            raise ConfigError(f"{where}: {str(short[0]['ctx'].get('error', short[0]['msg']))}") from None
         raise ConfigError(format_validation_error(e, where, MetaTrainConfig)) from None
 
 

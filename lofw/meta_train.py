@@ -244,10 +244,10 @@ def make_meta_step(estimator: AbstractEstimator, outer: optax.GradientTransforma
         theta = optax.apply_updates(state.theta, updates)
         metrics = {
             "meta_loss": jnp.mean(out.meta_loss),
-            "grad_norm": optax.global_norm(grad),
+            "grad_norm": optax.tree.norm(grad),
             "nan_grads": n_nan,
             "resets": jnp.sum(out.resets).astype(jnp.int32),
-            "theta_norm": optax.global_norm(theta),
+            "theta_norm": optax.tree.norm(theta),
         }
         new_state = TrainingState(theta, outer_state, out.state, state.key, state.step + 1)
         return new_state, metrics

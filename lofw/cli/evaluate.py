@@ -1,0 +1,46 @@
+"""``lofw evaluate``: train fresh task instances with a meta-trained optimizer.
+
+    lofw evaluate runs/star --task fmnist_mlp --steps 20000 --seeds 5 --baseline adam
+
+Writes ``summary.json`` and ``curves.npz`` to ``<run>/eval/<task>-<steps>/``
+(or ``--out``) and prints a summary table.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run", help="a meta-training run folder")
+    parser.add_argument("--task", help="task name in registry.yaml (default: the run's task)")
+    parser.add_argument("--steps", type=int, help="inner steps (default: 10x the run's horizon)")
+    parser.add_argument("--seeds", type=int, default=5, help="task instances (default: 5)")
+    parser.add_argument(
+        "--baseline", action="append", default=[], help="adam or nadamw, learning rate tuned on a half-decade grid (repeatable)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="base seed (default: 0)")
+    parser.add_argument("--out", help="output folder (default: <run>/eval/<task>-<steps>)")
+    parser.add_argument("--registry", help="registry file (default: $LOFW_REGISTRY or the project's)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from lofw.evaluate import evaluate
+    from lofw.registry import load_registry
+
+    registry = load_registry(args.registry) if args.registry else None
+    result = evaluate(
+        args.run, args.task, steps=args.steps, seeds=args.seeds, baselines=args.baseline,
+        out=args.out, seed=args.seed, registry=registry,
+    )
+    s = result.summary
+    print(f"task {s['task']}, {s['steps']} steps, {s['seeds']} seeds")
+    print(f"{'optimizer':<10} {'final loss':>12} {'mean norm. loss':>16} {'diverged':>9} {'lr':>8}")
+    for name, e in s["optimizers"].items():
+        final = "-" if e["final_loss_mean"] is None else f"{e['final_loss_mean']:.4f}"
+        mean = "-" if e["mean_loss"] is None else f"{e['mean_loss']:.4f}"
+        lr = f"{e['lr']:g}" if "lr" in e else ""
+        print(f"{name:<10} {final:>12} {mean:>16} {e['n_diverged']:>5}/{s['seeds']:<3} {lr:>8}")
+    if result.out_dir is not None:
+        print(f"written to {result.out_dir}")
+    return 0
