@@ -118,7 +118,12 @@ def evaluate(
     steps = int(steps) if steps is not None else 10 * horizon
     if steps < 1:
         raise ConfigError(f"evaluate: steps must be >= 1, got {steps}")
-    label = task_spec if isinstance(task_spec, str) else str(getattr(task_spec, "name", type(task_obj).__name__))
+    if isinstance(task_spec, str):
+        label = task_spec
+    elif isinstance(task_spec, dict) and isinstance(task_spec.get("name"), str):
+        label = task_spec["name"]
+    else:
+        label = type(task_obj).__name__
     if out is None and run_dir is not None:
         out = run_dir / "eval" / f"{label}-{steps}"
 
