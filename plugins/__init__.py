@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import lofw
 from lofw_plugins.data.digits import Digits
-from lofw_plugins.estimators import ES, PES, TBPTT
 from lofw_plugins.data.tfds_datasets import CIFAR10, MNIST, FashionMNIST
+from lofw_plugins.estimators import ES, PES, TBPTT
 from lofw_plugins.features.adafactor import AdafactorFeatures
+from lofw_plugins.nqm.optimizer import DensePreconditioner
+from lofw_plugins.nqm.task import NQMTask
 from lofw_plugins.optimizer.magnitudes import Constant, Exp
 from lofw_plugins.optimizer.mlp import MLP
 from lofw_plugins.optimizer.nominal import SGD, Adam, AdamAggMo, AggMo
@@ -35,6 +37,8 @@ COMPONENTS = {
     "cifar10": CIFAR10,
     "image_mlp": ImageMLP,
     "conv": Conv,
+    "nqm": NQMTask,
+    "dense_preconditioner": DensePreconditioner,
 }
 
 
