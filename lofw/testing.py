@@ -210,7 +210,7 @@ def check_optimizer(opt: AbstractOptimizer, params: Any = None) -> None:
         assert _structure(s) == structure, f"{name}: state structure/shapes/dtypes change across steps"
     assert _structure(u1) == _structure(params), f"{name}: updates do not match the parameters' structure"
     _assert_finite((u1, u2, s2), f"{name} outputs")
-    batched = _batched(lambda k: example_params(k), 2)
+    batched = jax.tree_util.tree_map(lambda p: jnp.stack([p, 0.5 * p + 0.1]), params)
     _check_vmap(lambda p: opt.update(jax.tree_util.tree_map(lambda x: 0.1 * x, p), opt.init(p), p), (batched,), f"{name}.update")
     tx = opt.as_optax()
     updates, _ = tx.update(grads1, tx.init(params), params, value=jnp.asarray(1.0))
