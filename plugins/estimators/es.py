@@ -30,6 +30,7 @@ from lofw_plugins.estimators.truncated import (
     perturbed,
     sample_perturbations,
     step_keys,
+    resets_at_truncation_end,
     unroll,
 )
 
@@ -65,8 +66,13 @@ class ES(lofw.AbstractEstimator):
         self.truncation, self.particles, self.horizon = int(truncation), int(particles), int(horizon)
         self.std, self.stagger = float(std), bool(stagger)
 
+    @property
+    def reset_at_end(self) -> bool:
+        """Episodes end only at a truncation's last step (``truncated.py`` fast path)."""
+        return resets_at_truncation_end(self.horizon, self.truncation)
+
     def init(self, opt: lofw.AbstractOptimizer, task: lofw.AbstractTask, key: PRNGKeyArray) -> ESState:
-        return ESState(initial_inner_states(opt, task, key, self.particles, self.horizon, self.stagger))
+        return ESState(initial_inner_states(opt, task, key, self.particles, self.horizon, self.stagger, self.truncation))
 
     def particle_gradients(
         self, opt: lofw.AbstractOptimizer, task: lofw.AbstractTask, state: ESState, key: PRNGKeyArray
@@ -79,7 +85,7 @@ class ES(lofw.AbstractEstimator):
 
         def branch(sign, eps_i, inner, keys_i, fresh_i):
             opt_b = eqx.combine(perturbed(theta, eps_i, sign), static)
-            return unroll(opt_b, task, inner, keys_i, fresh_i, self.horizon)
+            return unroll(opt_b, task, inner, keys_i, fresh_i, self.horizon, self.reset_at_end)
 
         def particle(eps_i, inner, keys_i, fresh_i):
             inner_pm, losses, dones = jax.vmap(branch, in_axes=(0, None, None, None, None))(

@@ -45,6 +45,7 @@ from lofw_plugins.estimators.truncated import (
     perturbed,
     sample_perturbations,
     step_keys,
+    resets_at_truncation_end,
     unroll,
 )
 
@@ -76,7 +77,9 @@ class PES(lofw.AbstractEstimator):
         horizon: inner steps of an episode.
         std: perturbation standard deviation ``sigma``.
         stagger: start particle ``i`` at a random episode step in
-            ``[0, horizon)`` so that resets are spread out (default True).
+            ``[0, horizon)`` so that resets are spread out (default True);
+            a multiple of ``truncation`` when ``horizon`` is one (then resets
+            happen only between truncations: ``truncated.py``'s fast path).
     """
 
     truncation: int = eqx.field(static=True)
@@ -93,8 +96,13 @@ class PES(lofw.AbstractEstimator):
         self.truncation, self.particles, self.horizon = int(truncation), int(particles), int(horizon)
         self.std, self.stagger = float(std), bool(stagger)
 
+    @property
+    def reset_at_end(self) -> bool:
+        """Episodes end only at a truncation's last step (``truncated.py`` fast path)."""
+        return resets_at_truncation_end(self.horizon, self.truncation)
+
     def init(self, opt: lofw.AbstractOptimizer, task: lofw.AbstractTask, key: PRNGKeyArray) -> PESState:
-        states = initial_inner_states(opt, task, key, self.particles, self.horizon, self.stagger)
+        states = initial_inner_states(opt, task, key, self.particles, self.horizon, self.stagger, self.truncation)
         theta = eqx.filter(opt, eqx.is_inexact_array)
         acc = jax.tree_util.tree_map(lambda t: jnp.zeros((self.particles,) + t.shape, t.dtype), theta)
         return PESState(positive=states, negative=states, accumulator=acc)
@@ -111,7 +119,7 @@ class PES(lofw.AbstractEstimator):
 
         def branch(sign, eps_i, inner, keys_i, fresh_i):
             opt_b = eqx.combine(perturbed(theta, eps_i, sign), static)
-            return unroll(opt_b, task, inner, keys_i, fresh_i, self.horizon)
+            return unroll(opt_b, task, inner, keys_i, fresh_i, self.horizon, self.reset_at_end)
 
         def particle(eps_i, inner_pm, acc_i, keys_i, fresh_i):
             inner_pm, losses, dones = jax.vmap(branch, in_axes=(0, None, 0, None, None))(

@@ -29,6 +29,7 @@ from lofw_plugins.estimators.truncated import (
     fresh_inner_states,
     initial_inner_states,
     step_keys,
+    resets_at_truncation_end,
     unroll,
 )
 
@@ -62,8 +63,13 @@ class TBPTT(lofw.AbstractEstimator):
         self.truncation, self.particles, self.horizon = int(truncation), int(particles), int(horizon)
         self.stagger = bool(stagger)
 
+    @property
+    def reset_at_end(self) -> bool:
+        """Episodes end only at a truncation's last step (``truncated.py`` fast path)."""
+        return resets_at_truncation_end(self.horizon, self.truncation)
+
     def init(self, opt: lofw.AbstractOptimizer, task: lofw.AbstractTask, key: PRNGKeyArray) -> TBPTTState:
-        return TBPTTState(initial_inner_states(opt, task, key, self.particles, self.horizon, self.stagger))
+        return TBPTTState(initial_inner_states(opt, task, key, self.particles, self.horizon, self.stagger, self.truncation))
 
     def particle_gradients(
         self, opt: lofw.AbstractOptimizer, task: lofw.AbstractTask, state: TBPTTState, key: PRNGKeyArray
@@ -77,7 +83,7 @@ class TBPTT(lofw.AbstractEstimator):
             inner = jax.lax.stop_gradient(inner)
 
             def meta_loss(th):
-                new, losses, dones = unroll(eqx.combine(th, static), task, inner, keys_i, fresh_i, self.horizon)
+                new, losses, dones = unroll(eqx.combine(th, static), task, inner, keys_i, fresh_i, self.horizon, self.reset_at_end)
                 return jnp.mean(losses), (new, losses, dones)
 
             grad, (new, losses, dones) = jax.grad(meta_loss, has_aux=True)(theta)
