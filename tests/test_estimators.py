@@ -285,4 +285,4 @@ def test_reset_after_the_scan_equals_reset_inside_it():
     keys = jax.vmap(lambda k: jax.random.split(k, 4))(jax.random.split(jax.random.PRNGKey(3), 16))
     run = lambda end: jax.vmap(lambda s, k, f: unroll(opt, task, s, k, f, 12, end))(starts, keys, fresh)  # noqa: E731
     for a, b in zip(jax.tree_util.tree_leaves(run(True)), jax.tree_util.tree_leaves(run(False))):
-        np.testing.assert_array_equal(a, b)
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-12)  # same math; XLA may fuse differently
