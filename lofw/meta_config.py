@@ -97,7 +97,9 @@ class MetaTrainConfig(_Frozen):
     Attributes:
         recipe: learned-optimizer recipe: a name in the registry's
             ``recipes:`` or an inline recipe mapping (see
-            :class:`lofw.RecipeConfig`).
+            :class:`lofw.RecipeConfig`), or ``{optimizer: NAME, ...}`` for a
+            registered component of kind ``optimizer`` (for example the NQM's
+            ``dense_preconditioner``) with its constructor arguments.
         task: inner task: a name in the registry's ``tasks:`` or an inline
             mapping understood by ``lofw.tasks.build_task``.
         estimator: the meta-gradient estimator (:class:`EstimatorConfig`).

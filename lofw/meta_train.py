@@ -187,14 +187,13 @@ def setup_run(config: MetaTrainConfig, registry: Registry) -> Run:
 
     Every name is checked here, before anything is traced or written.
     """
-    from lofw.build import build
     from lofw.tasks import build_task
 
     config = resolve_config(config, registry)
     estimator = build_estimator(config, registry)
     task = build_task(config.task, registry, where="task" if isinstance(config.task, dict) else None)
     k_opt, k_est, k_run = jax.random.split(jax.random.PRNGKey(config.seed), 3)
-    opt = build(config.recipe, key=k_opt, registry=registry)
+    opt = build_optimizer(config.recipe, k_opt, registry)
     theta, static = eqx.partition(opt, eqx.is_inexact_array)
     outer = make_outer_optimizer(config.outer)
     state = TrainingState(
@@ -222,6 +221,28 @@ def cached_meta_step(estimator: AbstractEstimator, outer_config: Any, static: An
     if key not in _META_STEPS:
         _META_STEPS[key] = make_meta_step(estimator, make_outer_optimizer(outer_config), static)
     return _META_STEPS[key]
+
+
+def build_optimizer(recipe: str | dict[str, Any], key: jax.Array, registry: Registry) -> AbstractOptimizer:
+    """The optimizer a run meta-trains.
+
+    ``recipe`` is a recipe name or inline recipe (:func:`lofw.build`), or
+    ``{"optimizer": NAME, **arguments}`` for a registered component of kind
+    ``optimizer`` (a whole optimizer such as the NQM's
+    ``dense_preconditioner``), constructed with ``key``.
+    """
+    from lofw.build import build
+
+    if isinstance(recipe, dict) and "optimizer" in recipe:
+        from lofw.construct import construct
+        from lofw.errors import ConfigError
+
+        kwargs = dict(recipe)
+        name = kwargs.pop("optimizer")
+        if not isinstance(name, str):
+            raise ConfigError(f"recipe.optimizer: expected a registered optimizer name, got {name!r}")
+        return construct("optimizer", name, kwargs, "recipe", key=key)
+    return build(recipe, key=key, registry=registry)
 
 
 def make_meta_step(estimator: AbstractEstimator, outer: optax.GradientTransformation, static: Any) -> Callable:

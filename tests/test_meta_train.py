@@ -162,3 +162,18 @@ def test_registry_presets_fill_the_estimator():
     assert resolve_config(resolved, reg) == resolved  # idempotent
     tbptt = resolve_config(MetaTrainConfig(estimator={"name": "tbptt"}), reg)
     assert tbptt.estimator.std is None
+
+
+def test_a_whole_optimizer_component_is_meta_trained():
+    """``recipe: {optimizer: NAME}``: the NQM's dense preconditioner on the nqm task, in memory."""
+    run = lofw.meta_train(
+        recipe={"optimizer": "dense_preconditioner", "dim": 2, "alpha": 0.1},
+        task="nqm",
+        estimator={"name": "es", "truncation": 5, "particles": 4},
+        horizon=10,
+        meta_steps=3,
+        progress=False,
+    )
+    assert run.status == "finished" and run.run_dir is None and len(run.metrics) == 3
+    assert run.optimizer.P.shape == (2, 2)
+    assert not np.array_equal(np.asarray(run.optimizer.P), np.zeros((2, 2)))  # it moved from its zero init
