@@ -2,9 +2,12 @@
 
 The first layer is folded with the features: each channel's normalisation
 scale multiplies its weight row and the shared (step) features fold into the
-bias, so the layer is ``sum_k channel_k * w'_kj + b'_j`` over broadcastable
-channels, written as multiply-adds that XLA fuses into one element-wise loop.
-The ``param.shape + (n_inputs,)`` input tensor is never built.
+bias, so the layer is ``sum_k channel_k[..., None] * w'_k + b'`` over
+broadcastable channels: broadcast multiply-adds producing the hidden units on
+a trailing axis, which XLA fuses with the rest of the update into one
+element-wise loop. The ``param.shape + (n_inputs,)`` input tensor is never
+built. (Writing every unit as its own scalar multiply-add chain fuses too, but
+traces three times the operations and ran ~1.4x slower.)
 """
 
 from __future__ import annotations
@@ -19,10 +22,11 @@ from jaxtyping import Array, Float, PRNGKeyArray
 import lofw
 
 
-def _linear_sum(xs, w_col, bias):
-    out = xs[0] * w_col[0]
-    for x, w in zip(xs[1:], w_col[1:]):
-        out = out + x * w
+def _linear_sum(xs, w, bias):
+    """``sum_k xs[k] * w[k] + bias`` with broadcasting, as a chain of adds."""
+    out = xs[0] * w[0]
+    for x, w_k in zip(xs[1:], w[1:]):
+        out = out + x * w_k
     return out + bias
 
 
@@ -68,13 +72,12 @@ class MLP(lofw.AbstractNetwork):
         w0 = self.weights[0]
         w_channels = w0[:n] * features.scales[:, None]
         b0 = self.biases[0] + features.globals @ w0[n:]
-        h = [
-            jax.nn.relu(_linear_sum(features.channels, w_channels[:, j], b0[j]))
-            for j in range(w0.shape[1])
-        ]
+        # Units on a trailing axis: one broadcast multiply-add per input keeps
+        # the traced program small, and XLA still fuses it into one loop.
+        h = jax.nn.relu(_linear_sum([c[..., None] for c in features.channels], w_channels, b0))
         last = len(self.weights) - 1
         for i, (w, b) in enumerate(zip(self.weights[1:], self.biases[1:]), start=1):
-            h = [_linear_sum(h, w[:, j], b[j]) for j in range(w.shape[1])]
+            h = _linear_sum([h[..., k : k + 1] for k in range(w.shape[0])], w, b)
             if i < last:
-                h = [jax.nn.relu(x) for x in h]
-        return dict(zip(self.heads, h))
+                h = jax.nn.relu(h)
+        return {name: h[..., i] for i, name in enumerate(self.heads)}
