@@ -327,8 +327,12 @@ def _loop(run: Run, state: TrainingState, metrics: list, run_dir: Path | None, p
                 metrics_file.write(json.dumps(line) + "\n")
                 metrics_file.flush()
             hook(run_dir=str(run_dir) if run_dir is not None else "", step=line["step"], metrics=dict(line))
-            inner_steps = config.estimator.particles * config.estimator.truncation
-            bar.set_postfix(meta_loss=f"{line['meta_loss']:.4f}", ms_per_particle_step=f"{1e3 * (time.perf_counter() - t0) / inner_steps:.2f}")
+            elapsed = time.perf_counter() - t0
+            if line["step"] == start + 1:  # the first call of this process compiles
+                bar.set_postfix(meta_loss=f"{line['meta_loss']:.4f}", first_step_s=f"{elapsed:.1f}")
+            else:
+                particle_steps = config.estimator.particles * config.estimator.truncation
+                bar.set_postfix(meta_loss=f"{line['meta_loss']:.4f}", ms_per_particle_step=f"{1e3 * elapsed / particle_steps:.2f}")
             bar.update(1)
             if run_dir is not None and line["step"] % config.checkpoint_every == 0:
                 _checkpoint(run_dir, state, config)

@@ -111,7 +111,7 @@ def test_folder_of_another_recipe_is_refused(uninterrupted, tmp_path, capsys):
     with pytest.raises(lofw.ConfigError, match=r"recipe: 'star' -> 'blackbox'"):
         lofw.meta_train({**CONFIG_DICT, "recipe": "blackbox"}, out=uninterrupted.run_dir, progress=False)
     code = cli(["meta-train", "hyperparam", "--task", "digits_mlp", "--horizon", "20", "--truncation", "10",
-                "--out", str(uninterrupted.run_dir), "--no-progress"])
+                "--out", str(uninterrupted.run_dir), "--no-progress", "--no-compile-cache"])
     err = capsys.readouterr().err
     assert code == 2 and "different configuration" in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
@@ -130,7 +130,7 @@ def test_folder_of_another_recipe_is_refused(uninterrupted, tmp_path, capsys):
 )
 def test_bad_input_one_message_exit_2_nothing_written(argv, message, tmp_path, capsys):
     out = tmp_path / "run"
-    code = cli(["meta-train", *argv, "--out", str(out), "--no-progress"])
+    code = cli(["meta-train", *argv, "--out", str(out), "--no-progress", "--no-compile-cache"])
     err = capsys.readouterr().err
     assert code == 2
     assert message in err and "Traceback" not in err

@@ -32,6 +32,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--registry", help="registry file (default: $LOFW_REGISTRY or the project's)")
     parser.add_argument("--stop-after", type=int, help="stop after this many meta-steps in this call")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--no-compile-cache", action="store_true",
+        help="do not keep compiled XLA programs in OUT/.jax_cache (makes a resumed run start without recompiling)",
+    )
+
+
+def use_compile_cache(out: Path) -> None:
+    """Persist compiled programs in ``out/.jax_cache`` so that a resume does
+    not compile again; ``JAX_COMPILATION_CACHE_DIR``, when set, wins."""
+    import os
+
+    if not os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        os.environ["JAX_COMPILATION_CACHE_DIR"] = str((out / ".jax_cache").resolve())
+    from jax.experimental.compilation_cache import compilation_cache
+
+    compilation_cache.reset_cache()
+    compilation_cache.set_cache_dir(os.environ["JAX_COMPILATION_CACHE_DIR"])
 
 
 def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -77,6 +94,8 @@ def run(args: argparse.Namespace) -> int:
     if out is None:
         name = lambda x: x if isinstance(x, str) else "custom"  # noqa: E731
         out = f"runs/{name(config.recipe)}-{name(config.task)}-{config.estimator.name}"
+    if not args.no_compile_cache:
+        use_compile_cache(Path(out))
     result = meta_train(config, out=out, registry=registry, progress=not args.no_progress, stop_after=args.stop_after)
     last = result.metrics[-1]["meta_loss"] if result.metrics else float("nan")
     print(f"{result.status}: {result.step}/{result.config.meta_steps} meta-steps, meta-loss {last:.4f}, run folder {out}", file=sys.stderr)
