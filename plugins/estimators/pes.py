@@ -57,15 +57,25 @@ class PESState(eqx.Module):
     """Every leaf has the particle axis first.
 
     Attributes:
-        positive: the inner runs driven by ``theta + eps``.
-        negative: the inner runs driven by ``theta - eps``.
+        branches: the inner runs, axes ``[particle, branch]``: branch 0 is
+            driven by ``theta + eps``, branch 1 by ``theta - eps`` (kept
+            stacked so that a meta-step never copies them apart).
         accumulator: the sum of the perturbations of each particle's current
             episode (meta-parameter pytree).
     """
 
-    positive: InnerState
-    negative: InnerState
+    branches: InnerState
     accumulator: PyTree
+
+    @property
+    def positive(self) -> InnerState:
+        """The ``theta + eps`` runs."""
+        return jax.tree_util.tree_map(lambda x: x[:, 0], self.branches)
+
+    @property
+    def negative(self) -> InnerState:
+        """The ``theta - eps`` runs."""
+        return jax.tree_util.tree_map(lambda x: x[:, 1], self.branches)
 
 
 class PES(lofw.AbstractEstimator):
@@ -105,7 +115,8 @@ class PES(lofw.AbstractEstimator):
         states = initial_inner_states(opt, task, key, self.particles, self.horizon, self.stagger, self.truncation)
         theta = eqx.filter(opt, eqx.is_inexact_array)
         acc = jax.tree_util.tree_map(lambda t: jnp.zeros((self.particles,) + t.shape, t.dtype), theta)
-        return PESState(positive=states, negative=states, accumulator=acc)
+        both = jax.tree_util.tree_map(lambda x: jnp.stack([x, x], axis=1), states)
+        return PESState(branches=both, accumulator=acc)
 
     def particle_gradients(
         self, opt: lofw.AbstractOptimizer, task: lofw.AbstractTask, state: PESState, key: PRNGKeyArray
@@ -115,7 +126,6 @@ class PES(lofw.AbstractEstimator):
         eps = sample_perturbations(theta, k_eps, self.particles, self.std)
         fresh = fresh_inner_states(opt, task, k_fresh, self.particles)
         keys = step_keys(k_data, self.particles, self.truncation)
-        both = jax.tree_util.tree_map(lambda p, n: jnp.stack([p, n], axis=1), state.positive, state.negative)
 
         def branch(sign, eps_i, inner, keys_i, fresh_i):
             opt_b = eqx.combine(perturbed(theta, eps_i, sign), static)
@@ -141,12 +151,10 @@ class PES(lofw.AbstractEstimator):
             )
             return grad, inner_pm, next_acc, jnp.mean(losses), ended
 
-        grad, both, acc, meta_loss, ended = jax.vmap(particle)(eps, both, state.accumulator, keys, fresh)
-        positive = jax.tree_util.tree_map(lambda x: x[:, 0], both)
-        negative = jax.tree_util.tree_map(lambda x: x[:, 1], both)
+        grad, both, acc, meta_loss, ended = jax.vmap(particle)(eps, state.branches, state.accumulator, keys, fresh)
         return EstimatorOutput(
             gradient=grad,
-            state=PESState(positive, negative, acc),
+            state=PESState(both, acc),
             meta_loss=meta_loss,
             resets=ended.astype(jnp.float32),
         )
