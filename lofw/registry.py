@@ -56,6 +56,11 @@ def read_yaml(path: Path) -> Any:
 def load_registry(path: str | Path | None = None) -> Registry:
     """Load and validate a registry file (default: :func:`default_registry_path`)."""
     path = Path(path) if path is not None else default_registry_path()
+    if not path.exists():
+        raise ConfigError(
+            f"{path}: registry file not found; install lofw editable from a checkout "
+            f"(pip install -e .), or point ${REGISTRY_ENV} at a registry.yaml"
+        )
     return _load(path.resolve(), path.stat().st_mtime_ns if path.exists() else 0)
 
 

@@ -100,3 +100,9 @@ def test_cli_subprocess_exit_status(tmp_path):
     out = subprocess.run([sys.executable, "-m", "lofw.cli.main", "registry", "--file", str(path)], capture_output=True, text=True)
     assert out.returncode == 2
     assert "YAML syntax error" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_missing_registry_file_says_what_to_do(tmp_path, monkeypatch):
+    monkeypatch.setenv("LOFW_REGISTRY", str(tmp_path / "nowhere.yaml"))
+    with pytest.raises(lofw.ConfigError, match="registry file not found.*LOFW_REGISTRY"):
+        lofw.load_registry()
