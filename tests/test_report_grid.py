@@ -24,6 +24,8 @@ def _curve(kind: str, seed: int) -> np.ndarray:
     base = 2.0 * np.exp(-t / 30.0) + 0.1 + 0.01 * seed
     if kind == "rises":       # stable until the horizon, then climbs (finite)
         return base + np.where(t > H_META, (t - H_META) / 20.0, 0.0)
+    if kind == "flat":        # stable, but never learns
+        return np.full_like(t, 2.3) + 0.001 * seed
     return base
 
 
@@ -31,7 +33,7 @@ def _fake_run(tmp_path):
     grid = {
         "name": "synthetic",
         "base": {"task": "digits_mlp", "horizon": H_META, "meta_steps": 10, "estimator": {"truncation": 10}},
-        "axes": {"recipe": ["star", "blackbox", "hyperparam"]},
+        "axes": {"recipe": ["star", "blackbox", "hyperparam", "star_no_nominal"]},
         "seeds": [0, 1],
         "eval": {"horizons": [H_EVAL], "seeds": SEEDS, "baselines": ["adam"]},
     }
@@ -46,7 +48,7 @@ def _fake_run(tmp_path):
         lines = [{"step": s + 1, "meta_loss": 2.0 - 0.1 * s - 0.05 * seed} for s in range(10)]
         (folder / "run").mkdir()
         (folder / "run" / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
-        kind = {"star": "stable", "blackbox": "diverges", "hyperparam": "rises"}[recipe]
+        kind = {"star": "stable", "blackbox": "diverges", "hyperparam": "rises", "star_no_nominal": "flat"}[recipe]
         curves = np.stack([_curve(kind, 10 * seed + i) for i in range(SEEDS)])
         diverged = [False] * SEEDS
         if kind == "diverges" and seed == 1:   # one of the six blackbox runs blows up
@@ -89,8 +91,8 @@ def test_report_files_rows_numbers_and_stability(tmp_path, capsys):
         assert (folder / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     rows = list(csv.DictReader((folder / "summary.csv").open()))
     assert [(r["task"], r["optimizer"]) for r in rows] == [
-        ("digits_mlp", "star"), ("digits_mlp", "blackbox"),
-        ("digits_mlp", "hyperparam"), ("digits_mlp", "adam")]
+        ("digits_mlp", "star"), ("digits_mlp", "blackbox"), ("digits_mlp", "hyperparam"),
+        ("digits_mlp", "star_no_nominal"), ("digits_mlp", "adam")]
     by = {r["optimizer"]: r for r in rows}
     assert [by[k]["runs"] for k in ("star", "blackbox", "adam")] == ["6", "6", "3"]
     assert [by[k]["diverged"] for k in ("star", "blackbox", "adam")] == ["0", "1", "0"]
@@ -114,7 +116,11 @@ def test_report_files_rows_numbers_and_stability(tmp_path, capsys):
     assert "star on digits_mlp: stayed stable past the horizon" in md
     assert "**blackbox on digits_mlp: did NOT stay stable past the horizon**: 1 of 6 runs diverged" in md
     assert "**hyperparam on digits_mlp: did NOT stay stable past the horizon**: the loss rose" in md
-    assert md.count("\n| digits_mlp |") == 4
+    assert "star_no_nominal on digits_mlp: stayed stable past the horizon" in md
+    assert "But it did not train: the loss started at 2.3" in md
+    assert "star on digits_mlp: stayed stable past the horizon: loss" in md
+    assert md.count("did not train") == 1
+    assert md.count("\n| digits_mlp |") == 5
     assert "stayed stable" in capsys.readouterr().out
 
 

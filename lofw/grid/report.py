@@ -25,7 +25,8 @@ training loss over the last 5% of the steps up to s (:func:`loss_at`).
 Diverged runs (lofw.evaluate's flag: NaN, inf, or a loss above the task
 normaliser's maximum) are counted, and left out of the means. A variant *stayed stable past the horizon* when no run diverged
 and its loss at the longest evaluation horizon is at most 10% above its loss
-at the meta-training horizon.
+at the meta-training horizon; the sentence adds that it "did not train" when
+its loss at the horizon is still above 90% of its loss at step 1.
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ from lofw.grid.files import FINISHED, cell_dir, eval_dir, read_json, read_jsonl,
 EMA = 0.98
 #: Relative rise of the loss past the horizon that counts as not stable.
 STABLE_TOLERANCE = 0.10
+#: A variant whose loss at the horizon is above (1 - this) x its initial loss "did not train".
+NO_PROGRESS = 0.10
 #: Fraction of the last meta-steps averaged for the final meta-loss.
 FINAL_META_FRACTION = 0.1
 LEARNED = "learned"
@@ -261,8 +264,12 @@ def _optimizer_rows(task, label, group, name, horizons, horizon, finals, sentenc
             sentences.append(f"- **{where}: did NOT stay stable past the horizon**: the loss rose from "
                              f"{start:.4g} at step {horizon} to {end:.4g} at step {longest}.")
         else:
+            initial = mean_se(curves[ok, 0])[0]
+            trained = not (math.isfinite(initial) and start > (1 - NO_PROGRESS) * initial)
             sentences.append(f"- {where}: stayed stable past the horizon: loss {start:.4g} at step {horizon}, "
-                             f"{end:.4g} at step {longest}, no run diverged ({runs} runs).")
+                             f"{end:.4g} at step {longest}, no run diverged ({runs} runs)."
+                             + ("" if trained else f" But it did not train: the loss started at {initial:.4g} "
+                                f"and was still {start:.4g} at the horizon."))
     return [Row(task, label, runs, diverged, values)]
 
 
