@@ -8,10 +8,14 @@ branches of every particle, the full truncation, clip + AdamW).
 
 Reported:
   compile_s              first call minus a steady call (tracing + XLA compile)
+  compile_cpu_s          the CPU seconds of that (mostly one core)
   ms_per_particle_step   steady meta-step time / (particles * truncation); a
                          particle step runs both antithetic branches (two
                          inner steps), as the reference's "particle-step"
   ms_per_inner_step      the same per single inner step (branch)
+  ms_per_particle_step_cpu_bound
+                         CPU time of a steady meta-step / cores / particle-steps:
+                         the idle-machine estimate when others share the cores
 
 Run::
 
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 from typing import ClassVar
@@ -80,17 +85,19 @@ def main(argv=None) -> dict:
     )
     meta_step = make_meta_step(estimator, outer, static)
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     state, metrics = meta_step(state, task)
     jax.block_until_ready(metrics)
-    first = time.perf_counter() - t0
-    times = []
+    first, first_cpu = time.perf_counter() - t0, time.process_time() - c0
+    times, cpu = [], []
     for _ in range(args.repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         state, metrics = meta_step(state, task)
         jax.block_until_ready(metrics)
         times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
     steady = statistics.median(times)
+    cores = len(os.sched_getaffinity(0))
     particle_steps = args.particles * args.truncation
     branches = 2 if args.estimator in ("pes", "es") else 1
     result = {
@@ -100,10 +107,18 @@ def main(argv=None) -> dict:
         "truncation": args.truncation,
         "device": str(jax.devices()[0]),
         "compile_s": round(first - steady, 2),
+        # CPU seconds of tracing + compiling (XLA compiles mostly on one core)
+        "compile_cpu_s": round(first_cpu - statistics.median(cpu), 2),
         "meta_step_s": round(steady, 4),
         "ms_per_particle_step": round(1e3 * steady / particle_steps, 3),
         "ms_per_inner_step": round(1e3 * steady / (particle_steps * branches), 3),
         "meta_loss": float(metrics["meta_loss"]),
+        # CPU seconds used / cores: what the wall time would be on an idle
+        # machine if the work spread over every core (a shared machine's
+        # wall-clock numbers above include time spent waiting for a core)
+        "cores": cores,
+        "load_average_1min": round(os.getloadavg()[0], 2),
+        "ms_per_particle_step_cpu_bound": round(1e3 * statistics.median(cpu) / cores / particle_steps, 3),
     }
     print(json.dumps(result))
     return result

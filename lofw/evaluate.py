@@ -28,6 +28,7 @@ Files written to ``<run_dir>/eval/<task>-<steps>/`` (or ``out``)::
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 from pathlib import Path
@@ -195,14 +196,26 @@ def _curves(opt: AbstractOptimizer, task: AbstractTask, keys: Array, *, steps: i
     return jax.vmap(one_seed)(keys)
 
 
-#: ``train_curves(opt, task, keys, steps=N)``: compiled :func:`_curves`.
-train_curves = eqx.filter_jit(_curves)
-
-
-@eqx.filter_jit
-def baseline_grid_curves(name: str, lrs: Array, task: AbstractTask, keys: Array, *, steps: int) -> Float[Array, "lrs seeds steps"]:
-    """:func:`train_curves` of a baseline for every learning rate, in one call."""
+def _grid_curves(name: str, lrs: Array, task: AbstractTask, keys: Array, *, steps: int) -> Float[Array, "lrs seeds steps"]:
     return jax.vmap(lambda lr: _curves(OptaxBaseline(name, lr), task, keys, steps=steps))(lrs)
+
+
+@functools.cache
+def _compiled(fn):
+    # built on first use, not at import: asking for the backend initialises it
+    from lofw.meta_train import compiler_options
+
+    return eqx.filter_jit(fn, compiler_options=compiler_options())
+
+
+def train_curves(opt: AbstractOptimizer, task: AbstractTask, keys: Array, *, steps: int) -> Float[Array, "seeds steps"]:
+    """Compiled :func:`_curves`: one fresh run per key, ``[seeds, steps]`` raw losses."""
+    return _compiled(_curves)(opt, task, keys, steps=steps)
+
+
+def baseline_grid_curves(name: str, lrs: Array, task: AbstractTask, keys: Array, *, steps: int) -> Float[Array, "lrs seeds steps"]:
+    """:func:`train_curves` of a baseline for every learning rate, in one compiled call."""
+    return _compiled(_grid_curves)(name, lrs, task, keys, steps=steps)
 
 
 def _normalised(curves: np.ndarray, task: AbstractTask) -> np.ndarray:
