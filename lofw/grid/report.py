@@ -329,7 +329,8 @@ def plot_meta_training(cells: list[CellData], path: Path) -> None:
                 continue
             n = min(s.size for s in series)
             steps = next(c.meta_steps for c in group if c.meta_steps.size)[:n]
-            _band(ax, steps, np.stack([s[:n] for s in series]), f"{variant} ({len(series)} seeds)")
+            _band(ax, steps, np.stack([s[:n] for s in series]),
+                  f"{variant} ({len(series)} seed{'s' if len(series) > 1 else ''})")
         ax.set_title(f"meta-training: {task}")
         ax.set_xlabel("meta-step")
         n = max((c.meta_loss.size for c in cells if c.task == task), default=0)
