@@ -114,3 +114,18 @@ def test_cli_process_exit_status_and_no_traceback(tmp_path):
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and "unknown recipe 'strr'" in proc.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_out_folder_of_another_grid_is_refused(tmp_path, capsys):
+    path = tmp_path / "grid.yaml"
+    path.write_text(yaml.safe_dump(GOOD))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "grid.json").write_text('{"name": "other"}')
+    assert main(["ablate", str(path), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "holds a run of grid 'other', not 'g'" in err
+    assert sorted(p.name for p in out.iterdir()) == ["grid.json"]
+    assert main(["ablate", str(path), "--out", str(tmp_path / "o2"), "--jobs", "0"]) == 2
+    assert "--jobs: must be at least 1" in capsys.readouterr().err
+    assert not (tmp_path / "o2").exists()
