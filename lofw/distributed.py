@@ -227,6 +227,24 @@ def initialize(
         ) from None
 
 
+#: Cross-device operations of compiled HLO that :func:`collectives` counts.
+COLLECTIVES = ("all-gather", "all-reduce", "all-to-all", "collective-permute", "reduce-scatter")
+
+
+def collectives(hlo_text: str) -> dict[str, int]:
+    """How many of each :data:`COLLECTIVES` op a compiled program's HLO text holds.
+
+    For ``meta_step.lower(state, task).compile()``'s text (Equinox:
+    ``.compiled.as_text()``): a particle-sharded meta-step should show
+    all-reduces only (the mean over particles), never an all-gather of the
+    particle state.
+    """
+    import re
+
+    found = re.findall(r" (" + "|".join(COLLECTIVES) + r")(?:-start)?\(", hlo_text)
+    return {op: found.count(op) for op in COLLECTIVES}
+
+
 def is_writer() -> bool:
     """True in the process that writes files (metrics, checkpoints, plots): process 0."""
     return jax.process_index() == 0

@@ -53,7 +53,10 @@ WORKER = textwrap.dedent(
         grad, _ = run.estimator.estimate(opt, task, state.estimator_state, jax.random.fold_in(state.key, state.step))
         return grad
 
-    out = {"grad": [np.asarray(x).tolist() for x in jax.tree_util.tree_leaves(D.to_host(meta_gradient(state, task)))]}
+    out = {}
+    if devices > 0 and jax.process_count() == 1:
+        out["collectives"] = D.collectives(run.meta_step.lower(state, task).compile().compiled.as_text())
+    out["grad"] = [np.asarray(x).tolist() for x in jax.tree_util.tree_leaves(D.to_host(meta_gradient(state, task)))]
     losses = []
     for _ in range(2):
         state, metrics = run.meta_step(state, task)
@@ -110,6 +113,11 @@ def test_four_devices_match_one(reference):
     sharded = _run(4, 4)
     assert sharded["devices"] == 4 and sharded["sharded"] == ["P('particles',)"]
     _close(reference, sharded)
+    # One compiled meta-step: the particle mean is an all-reduce; the particle
+    # state is never gathered or moved between devices.
+    ops = sharded["collectives"]
+    assert ops["all-reduce"] >= 1, ops
+    assert ops["all-gather"] == ops["all-to-all"] == ops["collective-permute"] == 0, ops
     # The reference is not trivially equal to anything: the gradient is non-zero.
     assert max(abs(v) for leaf in reference["grad"] for v in np.ravel(leaf)) > 0
 
