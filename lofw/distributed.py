@@ -135,6 +135,22 @@ def shard_particles(tree: Any, mesh: Mesh, what: str = "particles") -> Any:
     return jax.tree_util.tree_map(place, tree)
 
 
+def shard_seeds(keys: Any, mesh: Mesh) -> tuple[jax.Array, int]:
+    """Evaluation seeds split over ``mesh``: ``(keys, seeds)``.
+
+    ``keys`` (``[seeds, ...]``) is padded to a multiple of the number of
+    devices by repeating its last key (a vmapped computation over seeds is
+    then the same per seed; the caller drops the padded results, ``[:seeds]``)
+    and sharded on its leading axis.
+    """
+    host = np.asarray(jax.device_get(keys))
+    seeds, n = host.shape[0], mesh.devices.size
+    padded = -seeds % n
+    if padded:
+        host = np.concatenate([host, np.repeat(host[-1:], padded, axis=0)])
+    return shard_particles(host, mesh, "seeds"), seeds
+
+
 def shard_training_state(state: Any, mesh: Mesh) -> Any:
     """A :class:`lofw.checkpoint.TrainingState` placed on ``mesh``: the
     estimator state sharded on its particle axis, the meta-parameters, outer
