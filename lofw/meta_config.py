@@ -29,7 +29,7 @@ import pydantic
 from pydantic import ConfigDict, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 
 from lofw.errors import ConfigError
-from lofw.recipes import format_validation_error
+from lofw.validation import format_validation_error
 
 #: Fields of :class:`MetaTrainConfig` that do not change the trajectory of a
 #: run: a run folder may be resumed with different values of these (for

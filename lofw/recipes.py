@@ -17,6 +17,7 @@ from pydantic import ConfigDict
 
 from lofw.construct import construct
 from lofw.errors import ConfigError, choices
+from lofw.validation import format_validation_error
 from lofw.optimizer import LearnedOptimizer, required_heads
 
 #: slot of LearnedOptimizer -> component kind that fills it.
@@ -65,12 +66,13 @@ def _merge_slot(slot: str, base: ComponentConfig | None, override: ComponentConf
     if base is None:
         raise ConfigError(
             f"{where}.{slot}: no `name` given and the extended recipe has no {slot} to edit; "
-            f"add `name:` (valid choices for {SLOTS[slot]}: {choices(_names(SLOTS[slot]))})"
+            f"add `name:` (valid choices for {SLOTS[slot]}: {choices(component_names(SLOTS[slot]))})"
         )
     return ComponentConfig(name=base.name, **{**base.arguments, **override.arguments})
 
 
-def _names(kind: str) -> list[str]:
+def component_names(kind: str) -> list[str]:
+    """Names registered for ``kind`` (for error messages)."""
     from lofw.plugin_manager import components
 
     return list(components(kind))
@@ -114,71 +116,30 @@ def parse_recipe(recipe: Any, where: str) -> RecipeConfig:
         raise ConfigError(format_validation_error(e, where, RecipeConfig)) from None
 
 
-def _unwrap(annotation: Any) -> Any:
-    """The pydantic model inside ``X | None`` / ``dict[str, X]`` / ``list[X]``, if any."""
-    import typing
-
-    if isinstance(annotation, type) and issubclass(annotation, pydantic.BaseModel):
-        return annotation
-    for arg in typing.get_args(annotation):
-        found = _unwrap(arg)
-        if found is not None:
-            return found
-    return None
-
-
-def _model_at(model: type[pydantic.BaseModel], loc: tuple) -> type[pydantic.BaseModel]:
-    """The model that owns the last element of an error location."""
-    current = model
-    for part in loc[:-1]:
-        field = current.model_fields.get(part) if isinstance(part, str) else None
-        if field is None:
-            continue  # a dict key or list index: stay on the value model
-        inner = _unwrap(field.annotation)
-        if inner is None:
-            break
-        current = inner
-    return current
-
-
-def format_validation_error(e: pydantic.ValidationError, where: str, model: type[pydantic.BaseModel]) -> str:
-    """One line per problem: the dotted path, what is wrong, the valid keys."""
-    lines = []
-    for err in e.errors():
-        path = ".".join(str(p) for p in err["loc"])
-        place = f"{where}: {path}" if path else where
-        if err["type"] == "extra_forbidden":
-            owner = _model_at(model, tuple(err["loc"]))
-            lines.append(f"{place}: unknown key; valid keys: {choices(owner.model_fields)}")
-        else:
-            lines.append(f"{place}: {err['msg']} (got {err.get('input')!r})")
-    return "\n".join(lines)
-
-
 def build_from_config(recipe: RecipeConfig, key: jax.Array, where: str) -> LearnedOptimizer:
     """Construct the components of a resolved recipe."""
     if recipe.features is None:
-        raise ConfigError(f"{where}: the `features` slot is required; valid choices: {choices(_names('features'))}")
+        raise ConfigError(f"{where}: the `features` slot is required; valid choices: {choices(component_names('features'))}")
     built: dict[str, Any] = {}
     for slot in ("features", "nominal", "preconditioner", "nominal_magnitude", "blackbox_magnitude"):
         spec = getattr(recipe, slot)
         if spec is not None:
             if spec.name is None:
-                raise ConfigError(f"{where}.{slot}: `name` is required; valid choices: {choices(_names(SLOTS[slot]))}")
+                raise ConfigError(f"{where}.{slot}: `name` is required; valid choices: {choices(component_names(SLOTS[slot]))}")
             built[slot] = construct(SLOTS[slot], spec.name, spec.arguments, f"{where}.{slot}")
     heads = required_heads(built.get("nominal"), built.get("nominal_magnitude"), built.get("blackbox_magnitude"))
     if "nominal" not in built and "blackbox_magnitude" not in built:
         raise ConfigError(
             f"{where}: needs a `nominal` term or a `blackbox_magnitude` (the blackbox term); "
-            f"valid nominal choices: {choices(_names('nominal'))}"
+            f"valid nominal choices: {choices(component_names('nominal'))}"
         )
     if heads and recipe.network is None:
-        raise ConfigError(f"{where}.network: required (the components read heads {heads}); valid choices: {choices(_names('network'))}")
+        raise ConfigError(f"{where}.network: required (the components read heads {heads}); valid choices: {choices(component_names('network'))}")
     if recipe.network is not None:
         if not heads:
             raise ConfigError(f"{where}.network: no component reads a network head; set `network: null`")
         if recipe.network.name is None:
-            raise ConfigError(f"{where}.network: `name` is required; valid choices: {choices(_names('network'))}")
+            raise ConfigError(f"{where}.network: `name` is required; valid choices: {choices(component_names('network'))}")
         built["network"] = construct(
             "network", recipe.network.name, recipe.network.arguments, f"{where}.network",
             n_inputs=built["features"].n_inputs, heads=heads, key=key,

@@ -12,7 +12,8 @@ import yaml
 from pydantic import ConfigDict
 
 from lofw.errors import ConfigError
-from lofw.recipes import RecipeConfig, format_validation_error
+from lofw.recipes import RecipeConfig
+from lofw.validation import format_validation_error
 
 #: Environment variable naming another registry file.
 REGISTRY_ENV = "LOFW_REGISTRY"

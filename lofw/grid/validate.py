@@ -24,7 +24,8 @@ from lofw.errors import ConfigError, choices
 from lofw.grid.config import EvalConfig, GridConfig
 from lofw.grid.expand import SEED_KEY, CellSpec, axis_groups, cell_id, expand_grid
 from lofw.meta_config import MetaTrainConfig
-from lofw.recipes import _model_at, _unwrap, format_validation_error, parse_recipe, resolve_recipe
+from lofw.recipes import parse_recipe, resolve_recipe
+from lofw.validation import format_validation_error, model_at, model_in
 from lofw.registry import Registry, load_registry, read_yaml
 
 #: Baselines the evaluator knows when :mod:`lofw.evaluate` does not say.
@@ -174,7 +175,7 @@ def check_path(path: str, base: dict[str, Any], where: str) -> None:
                 )
             field = model.model_fields[part]
             inner = value.get(part) if isinstance(value, dict) and part in value else _default_of(field)
-            model = _unwrap(field.annotation)
+            model = model_in(field.annotation)
             value = inner
         else:
             if not isinstance(value, dict):
@@ -266,7 +267,7 @@ def _validate_cell(grid: GridConfig, spec: CellSpec, source: str, registry: Regi
             origin = _origin(grid, spec, tuple(mentioned[0].split("."))) if mentioned else "base"
             raise ConfigError(f"{source}: {origin}: {err['msg']} (cell {spec.variant_label})") from None
         if err["type"] == "extra_forbidden":
-            message = f"unknown key; valid keys: {choices(_model_at(MetaTrainConfig, loc).model_fields)}"
+            message = f"unknown key; valid keys: {choices(model_at(MetaTrainConfig, loc).model_fields)}"
         else:
             message = f"{err['msg']} (got {err.get('input')!r})"
         raise ConfigError(f"{source}: {origin}: {message}") from None
@@ -297,12 +298,12 @@ def _check_recipe(config, grid, spec, source, registry) -> dict[str, Any]:
     else:
         recipe = parse_recipe(config.recipe, where)
     resolved = resolve_recipe(recipe, registry.recipes, where)
-    from lofw.recipes import SLOTS, _names
+    from lofw.recipes import SLOTS, component_names
 
     for slot, kind in SLOTS.items():
         component = getattr(resolved, slot)
-        if component is not None and component.name is not None and component.name not in _names(kind):
-            raise ConfigError(f"{where}.{slot}: unknown {kind} {component.name!r}; valid choices: {choices(_names(kind))}")
+        if component is not None and component.name is not None and component.name not in component_names(kind):
+            raise ConfigError(f"{where}.{slot}: unknown {kind} {component.name!r}; valid choices: {choices(component_names(kind))}")
     return resolved.model_dump(mode="json", exclude_none=True)
 
 
