@@ -14,8 +14,9 @@ branches for PES/ES), as in the reference's "particle-step" and in
 ``benchmarks/meta_step.py``.
 
 Forced host devices share the machine's cores: with ``C`` cores the
-speedup over one device is bounded by about ``C`` (and by how well a single
-device already uses them), whatever ``D`` is.
+speedup over one device is bounded by about ``C`` divided by the cores one
+device already keeps busy (column ``cores busy``: CPU seconds per wall
+second of a steady meta-step), whatever ``D`` is.
 
 Run::
 
@@ -54,12 +55,13 @@ def measure(args: argparse.Namespace, devices: int) -> dict:
     state, metrics = run.meta_step(state, task)
     jax.block_until_ready(metrics)
     first = time.perf_counter() - t0
-    times = []
+    times, cpu = [], []
     for _ in range(args.repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         state, metrics = run.meta_step(state, task)
         jax.block_until_ready(metrics)
         times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
     steady = statistics.median(times)
     return {
         "devices": devices,
@@ -68,6 +70,8 @@ def measure(args: argparse.Namespace, devices: int) -> dict:
         "first_call_s": round(first, 2),
         "meta_step_s": round(steady, 4),
         "particle_steps_per_s": round(args.particles * args.truncation / steady, 1),
+        # CPU seconds per wall second of a steady meta-step: the cores it kept busy
+        "cores_busy": round(statistics.median(cpu) / steady, 2),
         "meta_loss": float(metrics["meta_loss"]),
     }
 
@@ -119,11 +123,11 @@ def main(argv=None) -> list[dict]:
     cores = len(os.sched_getaffinity(0))
     print(f"{args.recipe} / {args.task} / {args.estimator}: {args.particles} particles, truncation {args.truncation}; "
           f"{cores} CPU cores, load average {os.getloadavg()[0]:.2f}")
-    print(f"{'devices':>8} {'platform':>9} {'meta-step s':>12} {'particle-steps/s':>17} {'speedup':>8} {'ideal':>6}")
+    print(f"{'devices':>8} {'platform':>9} {'meta-step s':>12} {'particle-steps/s':>17} {'speedup':>8} {'ideal':>6} {'cores busy':>11}")
     for r in rows:
         r["speedup"] = round(r["particle_steps_per_s"] / base, 2)
         print(f"{r['devices']:>8} {r['platform']:>9} {r['meta_step_s']:>12.4f} {r['particle_steps_per_s']:>17.1f} "
-              f"{r['speedup']:>8.2f} {r['devices'] / rows[0]['devices']:>6.1f}")
+              f"{r['speedup']:>8.2f} {r['devices'] / rows[0]['devices']:>6.1f} {r['cores_busy']:>11.2f}")
     print(json.dumps(rows))
     return rows
 
