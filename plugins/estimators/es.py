@@ -22,7 +22,7 @@ from jaxtyping import PRNGKeyArray
 
 import lofw
 from lofw.estimator import EstimatorOutput
-from lofw_plugins.estimators.pes import SIGNS
+from lofw_plugins.estimators.antithetic import SIGNS, AbstractAntithetic
 from lofw_plugins.estimators.truncated import (
     InnerState,
     fresh_inner_states,
@@ -30,7 +30,6 @@ from lofw_plugins.estimators.truncated import (
     perturbed,
     sample_perturbations,
     step_keys,
-    resets_at_truncation_end,
     unroll,
 )
 
@@ -41,35 +40,9 @@ class ESState(eqx.Module):
     inner: InnerState
 
 
-class ES(lofw.AbstractEstimator):
-    """Antithetic truncated ES from a shared start state.
-
-    Args:
-        truncation: inner steps per meta-step.
-        particles: antithetic pairs per meta-step.
-        horizon: inner steps of an episode.
-        std: perturbation standard deviation ``sigma``.
-        stagger: staggered episode starts (as :class:`PES`).
-    """
-
-    truncation: int = eqx.field(static=True)
-    particles: int = eqx.field(static=True)
-    horizon: int = eqx.field(static=True)
-    std: float = eqx.field(static=True)
-    stagger: bool = eqx.field(static=True)
-
-    def __init__(self, truncation: int = 50, particles: int = 8, horizon: int = 2000, std: float = 0.01, stagger: bool = True):
-        if truncation < 1 or particles < 1 or std <= 0:
-            raise ValueError(f"need truncation >= 1, particles >= 1, std > 0; got {truncation}, {particles}, {std}")
-        if horizon < truncation:
-            raise ValueError(f"horizon ({horizon}) is shorter than the truncation ({truncation})")
-        self.truncation, self.particles, self.horizon = int(truncation), int(particles), int(horizon)
-        self.std, self.stagger = float(std), bool(stagger)
-
-    @property
-    def reset_at_end(self) -> bool:
-        """Episodes end only at a truncation's last step (``truncated.py`` fast path)."""
-        return resets_at_truncation_end(self.horizon, self.truncation)
+class ES(AbstractAntithetic):
+    """Antithetic truncated ES from a shared start state (arguments:
+    :class:`AbstractAntithetic`)."""
 
     def init(self, opt: lofw.AbstractOptimizer, task: lofw.AbstractTask, key: PRNGKeyArray) -> ESState:
         return ESState(initial_inner_states(opt, task, key, self.particles, self.horizon, self.stagger, self.truncation))

@@ -38,6 +38,7 @@ from jaxtyping import PRNGKeyArray, PyTree
 
 import lofw
 from lofw.estimator import EstimatorOutput
+from lofw_plugins.estimators.antithetic import SIGNS, AbstractAntithetic
 from lofw_plugins.estimators.truncated import (
     InnerState,
     fresh_inner_states,
@@ -45,12 +46,8 @@ from lofw_plugins.estimators.truncated import (
     perturbed,
     sample_perturbations,
     step_keys,
-    resets_at_truncation_end,
     unroll,
 )
-
-#: Antithetic signs; axis 0 of a particle's branch-stacked values.
-SIGNS = jnp.array([1.0, -1.0], jnp.float32)
 
 
 class PESState(eqx.Module):
@@ -78,38 +75,9 @@ class PESState(eqx.Module):
         return jax.tree_util.tree_map(lambda x: x[:, 1], self.branches)
 
 
-class PES(lofw.AbstractEstimator):
-    """Antithetic PES with persistent +/- states and staggered particles.
-
-    Args:
-        truncation: inner steps per meta-step ``T``.
-        particles: antithetic pairs per meta-step.
-        horizon: inner steps of an episode.
-        std: perturbation standard deviation ``sigma``.
-        stagger: start particle ``i`` at a random episode step in
-            ``[0, horizon)`` so that resets are spread out (default True);
-            a multiple of ``truncation`` when ``horizon`` is one (then resets
-            happen only between truncations: ``truncated.py``'s fast path).
-    """
-
-    truncation: int = eqx.field(static=True)
-    particles: int = eqx.field(static=True)
-    horizon: int = eqx.field(static=True)
-    std: float = eqx.field(static=True)
-    stagger: bool = eqx.field(static=True)
-
-    def __init__(self, truncation: int = 50, particles: int = 8, horizon: int = 2000, std: float = 0.01, stagger: bool = True):
-        if truncation < 1 or particles < 1 or std <= 0:
-            raise ValueError(f"need truncation >= 1, particles >= 1, std > 0; got {truncation}, {particles}, {std}")
-        if horizon < truncation:
-            raise ValueError(f"horizon ({horizon}) is shorter than the truncation ({truncation})")
-        self.truncation, self.particles, self.horizon = int(truncation), int(particles), int(horizon)
-        self.std, self.stagger = float(std), bool(stagger)
-
-    @property
-    def reset_at_end(self) -> bool:
-        """Episodes end only at a truncation's last step (``truncated.py`` fast path)."""
-        return resets_at_truncation_end(self.horizon, self.truncation)
+class PES(AbstractAntithetic):
+    """Antithetic PES with persistent +/- states and staggered particles
+    (arguments: :class:`AbstractAntithetic`)."""
 
     def init(self, opt: lofw.AbstractOptimizer, task: lofw.AbstractTask, key: PRNGKeyArray) -> PESState:
         states = initial_inner_states(opt, task, key, self.particles, self.horizon, self.stagger, self.truncation)
