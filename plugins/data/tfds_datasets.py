@@ -145,56 +145,39 @@ def load_tfds_splits(
     return _load(dataset, root, manual, bool(download))
 
 
-class MNIST(AbstractImageDataset):
-    """MNIST digits, ``[28, 28, 1]``, pixels / 255, 10 classes (see the module docs).
+class AbstractTFDSImageDataset(AbstractImageDataset):
+    """An image dataset read through lofw's tfds builder named ``source``.
 
     Args:
         data_dir: the tfds data folder (default ``$TFDS_DATA_DIR`` or ``~/tensorflow_datasets``).
-        manual_dir: where the original files are (default ``<data_dir>/downloads/manual/lofw_mnist``).
+        manual_dir: where the original files are (default ``<data_dir>/downloads/manual/lofw_<source>``).
         download: fetch the files when they are not there.
     """
 
-    images: dict[str, UInt8[Array, "n 28 28 1"]]
+    images: dict[str, UInt8[Array, "n h w c"]]
     labels: dict[str, Int[Array, " n"]]
     max_value: ClassVar[float] = 255.0
     num_classes: ClassVar[int] = 10
+    source: ClassVar[str]
 
     def __init__(self, data_dir: str | None = None, manual_dir: str | None = None, download: bool = True):
-        self.images, self.labels = to_device(load_tfds_splits("mnist", data_dir, manual_dir, download), "mnist")
+        splits = load_tfds_splits(self.source, data_dir, manual_dir, download)
+        self.images, self.labels = to_device(splits, self.source)
 
 
-class FashionMNIST(AbstractImageDataset):
-    """Fashion-MNIST, ``[28, 28, 1]``, pixels / 255, 10 classes (see the module docs).
+class MNIST(AbstractTFDSImageDataset):
+    """MNIST digits, ``[28, 28, 1]``, pixels / 255, 10 classes (see the module docs)."""
 
-    Args:
-        data_dir: the tfds data folder (default ``$TFDS_DATA_DIR`` or ``~/tensorflow_datasets``).
-        manual_dir: where the original files are (default ``<data_dir>/downloads/manual/lofw_fashion_mnist``).
-        download: fetch the files when they are not there.
-    """
-
-    images: dict[str, UInt8[Array, "n 28 28 1"]]
-    labels: dict[str, Int[Array, " n"]]
-    max_value: ClassVar[float] = 255.0
-    num_classes: ClassVar[int] = 10
-
-    def __init__(self, data_dir: str | None = None, manual_dir: str | None = None, download: bool = True):
-        splits = load_tfds_splits("fashion_mnist", data_dir, manual_dir, download)
-        self.images, self.labels = to_device(splits, "fashion_mnist")
+    source: ClassVar[str] = "mnist"
 
 
-class CIFAR10(AbstractImageDataset):
-    """CIFAR-10 (binary release), ``[32, 32, 3]``, pixels / 255, 10 classes (see the module docs).
+class FashionMNIST(AbstractTFDSImageDataset):
+    """Fashion-MNIST, ``[28, 28, 1]``, pixels / 255, 10 classes (see the module docs)."""
 
-    Args:
-        data_dir: the tfds data folder (default ``$TFDS_DATA_DIR`` or ``~/tensorflow_datasets``).
-        manual_dir: where the original files are (default ``<data_dir>/downloads/manual/lofw_cifar10``).
-        download: fetch the files when they are not there.
-    """
+    source: ClassVar[str] = "fashion_mnist"
 
-    images: dict[str, UInt8[Array, "n 32 32 3"]]
-    labels: dict[str, Int[Array, " n"]]
-    max_value: ClassVar[float] = 255.0
-    num_classes: ClassVar[int] = 10
 
-    def __init__(self, data_dir: str | None = None, manual_dir: str | None = None, download: bool = True):
-        self.images, self.labels = to_device(load_tfds_splits("cifar10", data_dir, manual_dir, download), "cifar10")
+class CIFAR10(AbstractTFDSImageDataset):
+    """CIFAR-10 (binary release), ``[32, 32, 3]``, pixels / 255, 10 classes (see the module docs)."""
+
+    source: ClassVar[str] = "cifar10"
