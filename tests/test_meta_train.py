@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import lofw
-from lofw.checkpoint import CHECKPOINT, CONFIG, METRICS, STATUS, TrainingState, load_checkpoint
+from lofw.checkpoint import CHECKPOINT, CONFIG, METRICS, STATUS, load_checkpoint
 from lofw.cli.main import main as cli
 from lofw.meta_train import setup_run
 

@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 import equinox as eqx
+import jax
 import jax.numpy as jnp
+from jaxtyping import PRNGKeyArray, PyTree
 
 import lofw
-from lofw_plugins.estimators.truncated import resets_at_truncation_end
+from lofw_plugins.estimators.truncated import (
+    InnerState,
+    fresh_inner_states,
+    perturbed,
+    resets_at_truncation_end,
+    sample_perturbations,
+    step_keys,
+    unroll,
+)
 
 #: Antithetic signs; axis 0 of a particle's branch-stacked values.
 SIGNS = jnp.array([1.0, -1.0], jnp.float32)
@@ -44,3 +56,25 @@ class AbstractAntithetic(lofw.AbstractEstimator):
     def reset_at_end(self) -> bool:
         """Episodes end only at a truncation's last step (``truncated.py`` fast path)."""
         return resets_at_truncation_end(self.horizon, self.truncation)
+
+    def draw(
+        self, opt: lofw.AbstractOptimizer, task: lofw.AbstractTask, key: PRNGKeyArray
+    ) -> tuple[PyTree, InnerState, jax.Array]:
+        """One meta-step's randomness, particle axis first: the perturbations
+        ``eps``, fresh inner states (for episodes that end) and step keys."""
+        theta = eqx.filter(opt, eqx.is_inexact_array)
+        k_eps, k_data, k_fresh = jax.random.split(key, 3)
+        eps = sample_perturbations(theta, k_eps, self.particles, self.std)
+        fresh = fresh_inner_states(opt, task, k_fresh, self.particles)
+        return eps, fresh, step_keys(k_data, self.particles, self.truncation)
+
+    def branch(self, opt: lofw.AbstractOptimizer, task: lofw.AbstractTask) -> Callable:
+        """``branch(sign, eps_i, inner, keys_i, fresh_i)``: one particle's
+        unroll of the truncation with ``theta + sign * eps_i``."""
+        theta, static = eqx.partition(opt, eqx.is_inexact_array)
+
+        def run(sign, eps_i, inner, keys_i, fresh_i):
+            opt_b = eqx.combine(perturbed(theta, eps_i, sign), static)
+            return unroll(opt_b, task, inner, keys_i, fresh_i, self.horizon, self.reset_at_end)
+
+        return run

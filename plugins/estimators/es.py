@@ -23,15 +23,7 @@ from jaxtyping import PRNGKeyArray
 import lofw
 from lofw.estimator import EstimatorOutput
 from lofw_plugins.estimators.antithetic import SIGNS, AbstractAntithetic
-from lofw_plugins.estimators.truncated import (
-    InnerState,
-    fresh_inner_states,
-    initial_inner_states,
-    perturbed,
-    sample_perturbations,
-    step_keys,
-    unroll,
-)
+from lofw_plugins.estimators.truncated import InnerState, initial_inner_states
 
 
 class ESState(eqx.Module):
@@ -50,15 +42,8 @@ class ES(AbstractAntithetic):
     def particle_gradients(
         self, opt: lofw.AbstractOptimizer, task: lofw.AbstractTask, state: ESState, key: PRNGKeyArray
     ) -> EstimatorOutput:
-        theta, static = eqx.partition(opt, eqx.is_inexact_array)
-        k_eps, k_data, k_fresh = jax.random.split(key, 3)
-        eps = sample_perturbations(theta, k_eps, self.particles, self.std)
-        fresh = fresh_inner_states(opt, task, k_fresh, self.particles)
-        keys = step_keys(k_data, self.particles, self.truncation)
-
-        def branch(sign, eps_i, inner, keys_i, fresh_i):
-            opt_b = eqx.combine(perturbed(theta, eps_i, sign), static)
-            return unroll(opt_b, task, inner, keys_i, fresh_i, self.horizon, self.reset_at_end)
+        eps, fresh, keys = self.draw(opt, task, key)
+        branch = self.branch(opt, task)
 
         def particle(eps_i, inner, keys_i, fresh_i):
             inner_pm, losses, dones = jax.vmap(branch, in_axes=(0, None, None, None, None))(
