@@ -80,6 +80,7 @@ def evaluate(
     registry: Registry | None = None,
     lr_grid: Sequence[float] = LR_GRID,
     tune_seeds: int = 2,
+    devices: str | int | None = None,
 ) -> EvaluationResult:
     """Train fresh instances of ``task`` with a (meta-trained) optimizer.
 
@@ -101,6 +102,10 @@ def evaluate(
         lr_grid: learning rates tried by the baselines.
         tune_seeds: seeds used to pick a baseline's learning rate (separate
             from the evaluation seeds).
+        devices: split the seeds over a 1-D mesh of these devices (``"all"``
+            or a count, :func:`lofw.distributed.make_mesh`; padded to a
+            multiple of the device count); None = one device. Results
+            equal one device's up to float rounding.
 
     Raises:
         ConfigError: unknown task or baseline, a folder that is not a run,
@@ -131,21 +136,42 @@ def evaluate(
     base = jax.random.PRNGKey(seed)
     eval_keys = jax.vmap(lambda i: jax.random.fold_in(base, i))(jnp.arange(seeds))
     tune_keys = jax.vmap(lambda i: jax.random.fold_in(base, 1_000_000 + i))(jnp.arange(tune_seeds))
-    curves: dict[str, np.ndarray] = {"learned": np.asarray(train_curves(opt, task_obj, eval_keys, steps=steps))}
+    mesh = None
+    if devices is not None:
+        from lofw import distributed
+
+        mesh = distributed.make_mesh(devices)
+        task_obj = distributed.replicate(task_obj, mesh)
+
+    def seed_curves(optimizer, keys):
+        if mesh is None:
+            return np.asarray(train_curves(optimizer, task_obj, keys, steps=steps))
+        keys, n = distributed.shard_seeds(keys, mesh)
+        optimizer = distributed.replicate(optimizer, mesh)
+        return np.asarray(distributed.to_host(train_curves(optimizer, task_obj, keys, steps=steps)))[:n]
+
+    def grid_curves(name, lrs, keys):
+        if mesh is None:
+            return np.asarray(baseline_grid_curves(name, lrs, task_obj, keys, steps=steps))
+        keys, n = distributed.shard_seeds(keys, mesh)
+        lrs = distributed.replicate(lrs, mesh)
+        return np.asarray(distributed.to_host(baseline_grid_curves(name, lrs, task_obj, keys, steps=steps)))[:, :n]
+
+    curves: dict[str, np.ndarray] = {"learned": seed_curves(opt, eval_keys)}
     summary: dict[str, Any] = {"task": label, "steps": steps, "seeds": int(seeds), "optimizers": {}}
     summary["optimizers"]["learned"] = _summarise(curves["learned"], task_obj)
     for name in baselines:
         lrs = jnp.asarray(lr_grid, jnp.float32)
-        tune = np.asarray(baseline_grid_curves(name, lrs, task_obj, tune_keys, steps=steps))
+        tune = grid_curves(name, lrs, tune_keys)
         scores = [float(np.mean(_normalised(tune[i], task_obj))) for i in range(len(lr_grid))]
         best = int(np.argmin(scores))
-        curves[name] = np.asarray(train_curves(OptaxBaseline(name, lrs[best]), task_obj, eval_keys, steps=steps))
+        curves[name] = seed_curves(OptaxBaseline(name, lrs[best]), eval_keys)
         entry = _summarise(curves[name], task_obj)
         entry["lr"] = float(lr_grid[best])
         entry["lr_grid_losses"] = {repr(float(lr)): _finite(sc) for lr, sc in zip(lr_grid, scores)}
         summary["optimizers"][name] = entry
     out_dir = Path(out) if out is not None else None
-    if out_dir is not None:
+    if out_dir is not None and jax.process_index() == 0:
         _save(out_dir, curves, summary)
     return EvaluationResult(curves=curves, summary=summary, out_dir=out_dir)
 

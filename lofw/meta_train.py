@@ -102,6 +102,7 @@ def meta_train(
     registry: Registry | None = None,
     progress: bool = True,
     stop_after: int | None = None,
+    devices: str | int | None = None,
     **overrides: Any,
 ) -> MetaTrainResult:
     """Meta-train a learned optimizer (PES by default; paper Appendix B).
@@ -119,6 +120,13 @@ def meta_train(
             the speed.
         stop_after: run at most this many meta-steps in this call, then
             checkpoint and return with status ``"stopped"``.
+        devices: shard the particles over a 1-D mesh of these devices
+            (``"all"``, a count, see :func:`lofw.distributed.make_mesh`);
+            None = no mesh (one device). With several processes
+            (:func:`lofw.distributed.initialize`) the mesh spans every
+            process, every process runs this function, and only process 0
+            writes files (the others' result holds only this call's metrics). Not part of
+            the config: a run may resume on another number of devices.
         **overrides: top-level keys of :class:`MetaTrainConfig` overriding
             ``config`` (``meta_train(recipe="star", task="digits_mlp",
             meta_steps=20, estimator={"particles": 4})``; a mapping given for
@@ -129,22 +137,44 @@ def meta_train(
 
     Raises:
         ConfigError: unknown recipe / task / estimator, bad key or value,
-            horizon shorter than the truncation, or ``out`` holding a run of
-            another config (all raised before anything is compiled or written).
+            horizon shorter than the truncation, particles that do not divide
+            evenly across ``devices``, or ``out`` holding a run of another
+            config (all raised before anything is compiled or written).
         KeyboardInterrupt: re-raised after a checkpoint is written.
     """
     registry = registry if registry is not None else load_registry()
     config = merge_overrides(config, overrides)
     run = setup_run(config, registry)
+    mesh = None
+    if devices is not None:
+        from lofw import distributed
+
+        mesh = distributed.make_mesh(devices)
+        distributed.check_divisible(run.config.estimator.particles, mesh)
     run_dir = Path(out) if out is not None else None
-    resume = prepare_run_dir(run_dir, run.config) if run_dir is not None else False
     state, metrics = run.initial_state, []
-    if resume:
-        state, _ = load_checkpoint(run_dir, run.initial_state)
-        metrics = read_metrics(run_dir, upto_step=int(state.step))
-    elif run_dir is not None:
-        read_metrics(run_dir, upto_step=0)  # a crash before the first checkpoint
-    return _loop(run, state, metrics, run_dir, progress, stop_after)
+    if _writes():
+        resume = prepare_run_dir(run_dir, run.config) if run_dir is not None else False
+        if resume:
+            state, _ = load_checkpoint(run_dir, run.initial_state)
+            metrics = read_metrics(run_dir, upto_step=int(state.step))
+        elif run_dir is not None:
+            read_metrics(run_dir, upto_step=0)  # a crash before the first checkpoint
+    if jax.process_count() > 1:  # every process continues from process 0's state
+        from jax.experimental import multihost_utils
+
+        state = multihost_utils.broadcast_one_to_all(state)
+    if mesh is not None:
+        from lofw import distributed
+
+        state = distributed.shard_training_state(state, mesh)
+        run = dataclasses.replace(run, task=distributed.replicate(run.task, mesh))
+    return _loop(run, state, metrics, run_dir, progress and _writes(), stop_after)
+
+
+def _writes() -> bool:
+    """True in the process that writes files: process 0 (:func:`lofw.distributed.is_writer`)."""
+    return jax.process_index() == 0
 
 
 def merge_overrides(config: MetaTrainConfig | dict[str, Any] | None, overrides: dict[str, Any]) -> MetaTrainConfig:
@@ -291,7 +321,9 @@ def make_meta_step(estimator: AbstractEstimator, outer: optax.GradientTransforma
 
 
 def _to_host(metrics: dict[str, Any], step: int) -> dict[str, Any]:
-    host = jax.device_get(metrics)
+    from lofw.distributed import to_host
+
+    host = to_host(metrics)  # jax.device_get; with several processes, their global values
     line: dict[str, Any] = {"step": step}
     for k, v in host.items():
         line[k] = int(v) if jnp.issubdtype(v.dtype, jnp.integer) else float(v)
@@ -299,7 +331,7 @@ def _to_host(metrics: dict[str, Any], step: int) -> dict[str, Any]:
 
 
 def _status(run_dir: Path | None, status: str, step: int, config: MetaTrainConfig) -> None:
-    if run_dir is not None:
+    if run_dir is not None and _writes():
         atomic_write_json(
             run_dir / STATUS,
             {"status": status, "step": step, "meta_steps": config.meta_steps, "fingerprint": config.trajectory_fingerprint()},
@@ -309,6 +341,12 @@ def _status(run_dir: Path | None, status: str, step: int, config: MetaTrainConfi
 def _checkpoint(run_dir: Path | None, state: TrainingState, config: MetaTrainConfig) -> None:
     if run_dir is None:
         return
+    if jax.process_count() > 1:  # a collective: every process gathers, process 0 writes
+        from lofw.distributed import to_host
+
+        state = to_host(state)
+        if not _writes():
+            return
     header = {
         "step": int(state.step),
         "fingerprint": config.trajectory_fingerprint(),
@@ -330,7 +368,7 @@ def _loop(run: Run, state: TrainingState, metrics: list, run_dir: Path | None, p
     bar = tqdm(total=config.meta_steps, initial=start, disable=not progress, file=sys.stderr, unit="meta-step", dynamic_ncols=True)
     last_saved = start
     _status(run_dir, "running", start, config)
-    metrics_file = open(run_dir / METRICS, "a") if run_dir is not None else None
+    metrics_file = open(run_dir / METRICS, "a") if run_dir is not None and _writes() else None
     try:
         while int(state.step) < end:
             t0 = time.perf_counter()
@@ -340,7 +378,8 @@ def _loop(run: Run, state: TrainingState, metrics: list, run_dir: Path | None, p
             if metrics_file is not None:
                 metrics_file.write(json.dumps(line) + "\n")
                 metrics_file.flush()
-            hook(run_dir=str(run_dir) if run_dir is not None else "", step=line["step"], metrics=dict(line))
+            if _writes():
+                hook(run_dir=str(run_dir) if run_dir is not None else "", step=line["step"], metrics=dict(line))
             elapsed = time.perf_counter() - t0
             if line["step"] == start + 1:  # the first call of this process compiles
                 bar.set_postfix(meta_loss=f"{line['meta_loss']:.4f}", first_step_s=f"{elapsed:.1f}")
@@ -364,7 +403,8 @@ def _loop(run: Run, state: TrainingState, metrics: list, run_dir: Path | None, p
         if metrics_file is not None:
             metrics_file.close()
     step = int(state.step)
-    if step != last_saved or (run_dir is not None and not (run_dir / "checkpoint.eqx").exists()):
+    # (with several processes every process must take the same branch: the checkpoint is a collective)
+    if step != last_saved or (run_dir is not None and (jax.process_count() > 1 or not (run_dir / "checkpoint.eqx").exists())):
         _checkpoint(run_dir, state, config)
     status: Status = "finished" if step >= config.meta_steps else "stopped"
     _status(run_dir, status, step, config)

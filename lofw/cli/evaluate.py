@@ -22,6 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="base seed (default: 0)")
     parser.add_argument("--out", help="output folder (default: <run>/eval/<task>-<steps>)")
     parser.add_argument("--registry", help="registry file (default: $LOFW_REGISTRY or the project's)")
+    parser.add_argument("--devices", help="split the seeds over 'all' devices or the first N (default: one device)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -31,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     registry = load_registry(args.registry) if args.registry else None
     result = evaluate(
         args.run, args.task, steps=args.steps, seeds=args.seeds, baselines=args.baseline,
-        out=args.out, seed=args.seed, registry=registry,
+        out=args.out, seed=args.seed, registry=registry, devices=args.devices,
     )
     s = result.summary
     print(f"task {s['task']}, {s['steps']} steps, {s['seeds']} seeds")

@@ -3,6 +3,10 @@
     lofw meta-train star --task fmnist_mlp --estimator pes --steps 5000 --out runs/star
 
 Run it again with the same arguments to resume from the last checkpoint.
+Scale out: ``--devices all`` shards the particles over this machine's
+devices; ``--distributed`` (e.g. under ``srun``) joins every process into
+one run whose particles span all their devices (:mod:`lofw.distributed`).
+
 Settings come from ``--config FILE.yaml`` (keys of ``lofw.MetaTrainConfig``)
 and are overridden by the flags given.
 """
@@ -32,6 +36,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--registry", help="registry file (default: $LOFW_REGISTRY or the project's)")
     parser.add_argument("--stop-after", type=int, help="stop after this many meta-steps in this call")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    scale = parser.add_argument_group("scale out (lofw.distributed)")
+    scale.add_argument("--devices", help="shard the particles over 'all' devices or the first N (default: one device; 'all' with --distributed)")
+    scale.add_argument("--distributed", action="store_true",
+                       help="join a multi-process run (jax.distributed: Slurm/Open MPI/TPU detected, or the three flags below); only process 0 writes")
+    scale.add_argument("--coordinator", metavar="HOST:PORT", help="address of process 0 (with --distributed)")
+    scale.add_argument("--num-processes", type=int, help="number of processes (with --distributed)")
+    scale.add_argument("--process-id", type=int, help="this process's index, 0..N-1 (with --distributed)")
     parser.add_argument(
         "--no-compile-cache", action="store_true",
         help="do not keep compiled XLA programs in OUT/.jax_cache (makes a resumed run start without recompiling)",
@@ -87,6 +98,17 @@ def run(args: argparse.Namespace) -> int:
     from lofw.meta_train import meta_train
     from lofw.registry import load_registry
 
+    from lofw.errors import ConfigError
+
+    explicit = [f for f, v in (("--coordinator", args.coordinator), ("--num-processes", args.num_processes),
+                                ("--process-id", args.process_id)) if v is not None]
+    if explicit and not args.distributed:
+        raise ConfigError(f"{explicit[0]}: only meaningful with --distributed")
+    if args.distributed:  # before any JAX computation
+        from lofw.distributed import initialize
+
+        initialize(args.coordinator, args.num_processes, args.process_id)
+    devices = args.devices if args.devices is not None else ("all" if args.distributed else None)
     where = args.config or "command line"
     config = parse_meta_train_config(config_from_args(args), where)
     registry = load_registry(args.registry) if args.registry else None
@@ -96,7 +118,13 @@ def run(args: argparse.Namespace) -> int:
         out = f"runs/{name(config.recipe)}-{name(config.task)}-{config.estimator.name}"
     if not args.no_compile_cache:
         use_compile_cache(Path(out))
-    result = meta_train(config, out=out, registry=registry, progress=not args.no_progress, stop_after=args.stop_after)
+    result = meta_train(
+        config, out=out, registry=registry, progress=not args.no_progress, stop_after=args.stop_after, devices=devices
+    )
+    from lofw.distributed import is_writer
+
+    if not is_writer():
+        return 0
     last = result.metrics[-1]["meta_loss"] if result.metrics else float("nan")
     print(f"{result.status}: {result.step}/{result.config.meta_steps} meta-steps, meta-loss {last:.4f}, run folder {out}", file=sys.stderr)
     return 0
