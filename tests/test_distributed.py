@@ -14,7 +14,6 @@ the two meta-steps below include episode resets.
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -23,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from forced_devices import forced_devices_env
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -73,14 +74,6 @@ WORKER = textwrap.dedent(
 )
 
 
-def _env(host_devices: int) -> dict[str, str]:
-    env = dict(os.environ)
-    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={host_devices}"
-    env["JAX_PLATFORMS"] = "cpu"
-    env["LOFW_DISABLE_PLUGIN_AUTOLOAD"] = "1"
-    return env
-
-
 def _result(stdout: str) -> dict:
     lines = [line for line in stdout.splitlines() if line.startswith("RESULT ")]
     assert len(lines) == 1, stdout
@@ -89,7 +82,7 @@ def _result(stdout: str) -> dict:
 
 def _run(devices: int, host_devices: int) -> dict:
     proc = subprocess.run(
-        [sys.executable, "-c", WORKER, str(devices)], env=_env(host_devices), cwd=ROOT,
+        [sys.executable, "-c", WORKER, str(devices)], env=forced_devices_env(host_devices), cwd=ROOT,
         capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -134,7 +127,7 @@ def test_two_processes_over_loopback_match_one(reference):
     address = f"127.0.0.1:{_free_port()}"
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", WORKER, "-1", address, "2", str(i)], env=_env(2), cwd=ROOT,
+            [sys.executable, "-c", WORKER, "-1", address, "2", str(i)], env=forced_devices_env(2), cwd=ROOT,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
         for i in range(2)
@@ -171,7 +164,7 @@ def test_indivisible_particles_name_both_numbers():
             print("ERROR", e)
         """
     )
-    proc = subprocess.run([sys.executable, "-c", code], env=_env(4), cwd=ROOT, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, "-c", code], env=forced_devices_env(4), cwd=ROOT, capture_output=True, text=True, timeout=120)
     errors = [line for line in proc.stdout.splitlines() if line.startswith("ERROR")]
     assert len(errors) == 2, proc.stdout + proc.stderr
     assert "6 particles do not divide evenly across 4 devices" in errors[0]

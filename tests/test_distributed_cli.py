@@ -11,7 +11,6 @@ compile), PES with 8 particles, horizon 10, truncation 5.
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -19,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from forced_devices import forced_devices_env
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,17 +34,9 @@ estimator: {name: pes, truncation: 5, particles: 8, std: 0.1}
 """
 
 
-def _env(host_devices: int) -> dict[str, str]:
-    env = dict(os.environ)
-    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={host_devices}"
-    env["JAX_PLATFORMS"] = "cpu"
-    env["LOFW_DISABLE_PLUGIN_AUTOLOAD"] = "1"
-    return env
-
-
 def _cli(*argv: str, host_devices: int = 4) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "lofw.cli.main", *argv], env=_env(host_devices), cwd=ROOT,
+        [sys.executable, "-m", "lofw.cli.main", *argv], env=forced_devices_env(host_devices), cwd=ROOT,
         capture_output=True, text=True, timeout=300,
     )
 
@@ -102,7 +95,7 @@ def _two_processes(config: Path, outs: list[Path], *flags: str) -> None:
             [sys.executable, "-m", "lofw.cli.main", "meta-train", "--config", str(config), "--out", str(out),
              "--no-progress", "--no-compile-cache", "--distributed", "--coordinator", address,
              "--num-processes", "2", "--process-id", str(i), *flags],
-            env=_env(2), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=forced_devices_env(2), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
         for i, out in enumerate(outs)
     ]
