@@ -34,13 +34,20 @@ class MLP(lofw.AbstractNetwork):
     """``n_inputs -> hidden_sizes (ReLU) -> len(heads)``, shared by every element.
 
     Weights are truncated-normal (cut at two standard deviations) scaled by
-    ``1/sqrt(fan_in)``, biases zero, as in haiku's ``Linear``.
+    ``1/sqrt(fan_in)``, biases zero, as in haiku's ``Linear`` (the reference).
+
+    ``zero_heads`` is lofw's option, not the reference's: the last layer's
+    column of each named head starts at zero, so the head outputs 0 for every
+    input until meta-training moves it. With ``zero_heads: [direction]`` an
+    untrained STAR is exactly Hyperparam (its blackbox term is 0); see
+    docs/meta_init.md for what it does to meta-training.
 
     Args:
         n_inputs: width of the features.
         heads: names of the outputs, in order.
         key: PRNG key for the weights.
         hidden_sizes: widths of the hidden layers.
+        zero_heads: heads whose last-layer weights start at zero.
     """
 
     weights: tuple[Float[Array, "fan_in fan_out"], ...]
@@ -53,13 +60,20 @@ class MLP(lofw.AbstractNetwork):
         heads: tuple[str, ...],
         key: PRNGKeyArray,
         hidden_sizes: tuple[int, ...] = (4, 4),
+        zero_heads: tuple[str, ...] = (),
     ):
+        unknown = [h for h in zero_heads if h not in heads]
+        if unknown:
+            raise ValueError(f"zero_heads names {unknown}, which are not heads of this network {tuple(heads)}")
         sizes = (int(n_inputs), *(int(h) for h in hidden_sizes), len(heads))
         keys = jax.random.split(key, len(sizes) - 1)
-        self.weights = tuple(
+        weights = [
             jax.random.truncated_normal(k, -2.0, 2.0, (i, o), jnp.float32) / math.sqrt(i)
             for k, i, o in zip(keys, sizes[:-1], sizes[1:])
-        )
+        ]
+        keep = jnp.asarray([h not in zero_heads for h in heads], jnp.float32)
+        weights[-1] = weights[-1] * keep
+        self.weights = tuple(weights)
         self.biases = tuple(jnp.zeros((o,), jnp.float32) for o in sizes[1:])
         self.heads = tuple(heads)
 
