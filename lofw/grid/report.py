@@ -41,10 +41,9 @@ from typing import Any
 import numpy as np
 
 from lofw.errors import ConfigError
+from lofw.stability import EMA, ema
 from lofw.grid.files import FINISHED, cell_dir, eval_dir, read_json, read_jsonl, report_dir, run_dir
 
-#: EMA coefficient of every smoothed curve (paper Appendix B.2).
-EMA = 0.98
 #: Relative rise of the loss past the horizon that counts as not stable.
 STABLE_TOLERANCE = 0.10
 #: A variant whose loss at the horizon is above (1 - this) x its initial loss "did not train".
@@ -52,19 +51,6 @@ NO_PROGRESS = 0.10
 #: Fraction of the last meta-steps averaged for the final meta-loss.
 FINAL_META_FRACTION = 0.1
 LEARNED = "learned"
-
-
-def ema(x: np.ndarray, coefficient: float = EMA) -> np.ndarray:
-    """``s_0 = x_0``, ``s_t = c s_{t-1} + (1 - c) x_t`` along the last axis (NaN propagates)."""
-    x = np.asarray(x, dtype=np.float64)
-    out = np.empty_like(x)
-    if x.shape[-1] == 0:
-        return out
-    s = x[..., 0]
-    for t in range(x.shape[-1]):
-        s = coefficient * s + (1.0 - coefficient) * x[..., t] if t else x[..., 0]
-        out[..., t] = s
-    return out
 
 
 def meta_ema(n_steps: int) -> float:

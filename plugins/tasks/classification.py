@@ -71,6 +71,7 @@ class AbstractClassificationTask(lofw.AbstractTask):
 
     dataset: AbstractVar[lofw.AbstractDataset]
     batch_size: AbstractVar[int]
+    num_classes: AbstractVar[int]
 
     @abc.abstractmethod
     def logits(self, params: PyTree[Float[Array, "..."]], images: Float[Array, "b h w c"]) -> Float[Array, "b k"]:
@@ -91,6 +92,11 @@ class AbstractClassificationTask(lofw.AbstractTask):
     def normalizer(self, loss: Float[Array, ""]) -> Float[Array, ""]:
         """See :func:`normalize_loss`."""
         return normalize_loss(loss)
+
+    @property
+    def chance_loss(self) -> float:
+        """``ln(num_classes)``: the loss of a uniform guess."""
+        return math.log(self.num_classes)
 
     @property
     def max_meta_loss(self) -> float:
