@@ -28,9 +28,6 @@ from lofw.recipes import parse_recipe, resolve_recipe
 from lofw.validation import format_validation_error, model_at, model_in
 from lofw.registry import Registry, load_registry, read_yaml
 
-#: Baselines the evaluator knows when :mod:`lofw.evaluate` does not say.
-DEFAULT_BASELINES = ("adam", "nadamw")
-
 
 @dataclasses.dataclass(frozen=True)
 class Cell:
@@ -66,14 +63,6 @@ class LoadedGrid:
     source: str
     spec: str
     cells: list[Cell]
-
-
-def known_baselines() -> tuple[str, ...]:
-    try:
-        from lofw.evaluate import BASELINES  # type: ignore[attr-defined]
-    except ImportError:
-        return DEFAULT_BASELINES
-    return tuple(BASELINES)
 
 
 def read_grid_source(spec: str | Path, registry: Registry) -> tuple[Any, str]:
@@ -232,10 +221,10 @@ def _check_axes(grid: GridConfig, source: str) -> None:
                     f"{source}: exclude[{e}].{path}: {value!r} matches no value of the axis; "
                     f"valid choices: {', '.join(repr(v) for v in values_of[path])}"
                 )
-    names = known_baselines()
+    from lofw.evaluate import parse_baseline
+
     for b, baseline in enumerate(grid.eval.baselines):
-        if baseline not in names:
-            raise ConfigError(f"{source}: eval.baselines[{b}]: unknown baseline {baseline!r}; valid choices: {choices(names)}")
+        parse_baseline(baseline, where=f"{source}: eval.baselines[{b}]")
 
 
 # --- one cell ----------------------------------------------------------------------------------
