@@ -15,10 +15,11 @@ import sys
 #: sub-command -> (module in lofw.cli, one-line help).
 COMMANDS: dict[str, tuple[str, str]] = {
     "plugins": ("plugins", "list the registered components and the plugins that provide them"),
-    "registry": ("registry", "list the recipes, tasks and grids of registry.yaml"),
+    "registry": ("registry", "list the recipes, tasks, grids and suites of registry.yaml"),
     "meta-train": ("meta_train", "meta-train a learned optimizer on a task"),
     "evaluate": ("evaluate", "train fresh task instances with a trained optimizer"),
     "ablate": ("ablate", "run an ablation grid (resumable)"),
+    "generalize": ("generalize", "evaluate optimizers on a task suite against tuned baselines (resumable)"),
     "report": ("report", "plots and summary table of a grid run"),
     "nqm": ("nqm", "the noisy quadratic model: stability checks and figures"),
 }
