@@ -187,10 +187,11 @@ def task_steps(entry: SuiteEntry, steps: int | None) -> int:
     return int(steps) if steps is not None else int(entry.steps or DEFAULT_STEPS)
 
 
-def identity(item: Item, task: str, steps: int, settings: Settings, registry: Registry) -> dict[str, Any]:
-    """What must match for a finished result on disk to be reused."""
+def identity(item: Item, task: str, steps: int, settings: Settings, task_spec: Any) -> dict[str, Any]:
+    """What must match for a finished result on disk to be reused (``task_spec``: the
+    task's registry definition, so that an edited task is run again)."""
     ident: dict[str, Any] = {
-        "task": task, "task_spec": registry.tasks.get(task), "steps": steps,
+        "task": task, "task_spec": task_spec, "steps": steps,
         "seeds": settings.seeds, "seed": settings.seed, "optimizer": item.name,
     }
     if item.source is not None:
@@ -295,22 +296,29 @@ def summarise(curves: np.ndarray, task_obj, horizon: int) -> dict[str, Any]:
 def run_task(
     task: str, steps: int, items: Sequence[Item], settings: Settings, registry: Registry,
     on_done: Callable[[Item], None] = lambda item: None,
-) -> None:
-    """Evaluate every unfinished item on ``task`` (built once, only if needed)."""
+) -> dict[str, dict[str, Any]]:
+    """Evaluate every unfinished item on ``task`` (built once, only if needed).
+
+    An item whose ``source.optimizer`` is a zero-argument callable gets it
+    called first (so that a caller loads a checkpoint only when needed).
+    Returns the new summaries by item name.
+    """
     from lofw.checkpoint import atomic_write_json
     from lofw.tasks import build_task
 
-    todo = [(it, identity(it, task, steps, settings, registry)) for it in items]
+    todo = [(it, identity(it, task, steps, settings, registry.tasks.get(task))) for it in items]
     todo = [(it, ident) for it, ident in todo if not is_done(it, ident)]
     if not todo:
-        return
+        return {}
     task_obj = build_task(task, registry)
+    written = {}
     for item, ident in todo:
         start = time.time()
         item.folder.mkdir(parents=True, exist_ok=True)
         extra: dict[str, Any] = {}
         if item.source is not None:
             opt, horizon = item.source.optimizer, item.source.horizon or steps
+            opt = opt() if callable(opt) and not isinstance(opt, AbstractOptimizer) else opt
         else:
             opt, record = _tune(item, task_obj, steps, settings, ident)
             horizon = steps
@@ -322,7 +330,9 @@ def run_task(
         _write_npz(item.folder / "curves.npz", loss=curves)
         atomic_write_json(item.folder / "summary.json", json.loads(json.dumps(summary, default=str)))
         shutil.rmtree(item.folder / "parts", ignore_errors=True)
+        written[item.name] = summary
         on_done(item)
+    return written
 
 
 @dataclasses.dataclass(frozen=True)
@@ -408,7 +418,7 @@ def run_plan(p: Plan, registry: Registry | None = None, *, jobs: int = 1, only_t
                               f"{choices(t for t, _ in p.tasks)}")
     write_manifest(p)
     pending = [(t, s) for t, s in tasks
-               if not all(is_done(it, identity(it, t, s, p.settings, registry)) for it in p.items(t))]
+               if not all(is_done(it, identity(it, t, s, p.settings, registry.tasks.get(t))) for it in p.items(t))]
     units = sum(len(p.items(t)) for t, _ in pending)
     bar = tqdm(total=units, disable=not progress, file=sys.stderr, unit="run", dynamic_ncols=True,
                desc=f"generalize {p.suite}")

@@ -401,5 +401,7 @@ def write_report(out: str | Path) -> Path:
            "of the means. Plots: EMA 0.98.", "",
            markdown_table(rows, columns), "", "## Plots", "", "![meta-training](meta_training.png)", ""]
     md += [f"![inner training, {h} steps](inner_training_h{h}.png)" for h in horizons]
+    from lofw.grid.ood_report import ood_section  # a grid's eval.tasks (out of distribution)
+    md += ood_section(out, folder)
     (folder / "summary.md").write_text("\n".join(md) + "\n")
     return folder

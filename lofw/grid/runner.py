@@ -40,6 +40,7 @@ from lofw.grid.expand import canonical_json, variant_label
 from lofw.grid.files import (
     FINISHED, cell_dir, eval_dir, read_json, read_jsonl, run_dir, write_json,
 )
+from lofw.grid.ood import ood_complete, run_ood
 from lofw.grid.validate import Cell, LoadedGrid
 from lofw.registry import Registry
 
@@ -86,7 +87,8 @@ def is_finished(out: Path, cell: Cell, baselines: tuple[str, ...] = ()) -> bool:
     status = read_json(cell_dir(out, cell.id) / "cell_status.json") or {}
     if status.get("status") not in FINISHED:
         return False
-    return all(_eval_complete(out, cell, h, baselines) is not None for h in cell.eval.horizons)
+    return all(_eval_complete(out, cell, h, baselines) is not None for h in cell.eval.horizons) \
+        and ood_complete(out, cell, baselines)
 
 
 def cell_status(out: Path, cell: Cell) -> str:
@@ -190,6 +192,7 @@ def run_cell(
                 if summary is None:
                     raise RuntimeError(f"lofw.evaluate wrote no complete summary in {target}")
             diverged[str(steps)] = int(summary["optimizers"][LEARNED].get("n_diverged", 0))
+        run_ood(out, cell, baselines, registry, _say if progress else None)  # eval.tasks (lofw.grid.ood)
         status = "diverged" if (not meta_ok or any(diverged.values())) else "done"
         _set_status(folder, status, seconds=time.time() - start, meta_loss_finite=meta_ok,
                     eval_diverged=diverged, pid=None)

@@ -9,7 +9,8 @@ file (:class:`GridConfig`), dotted paths of ``axes``/``zip``/``exclude`` that
 do not exist in ``base`` (a :class:`lofw.meta_config.MetaTrainConfig`), empty
 axes, zip groups of unequal lengths, exclude entries that match no axis
 value, every expanded cell against ``MetaTrainConfig`` (types, horizon >=
-truncation), and the names of recipes, tasks, estimators and baselines.
+truncation), the names of recipes, tasks, estimators and baselines, and
+``eval.tasks`` (a suite or task names of the registry).
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ class Cell:
     config: MetaTrainConfig
     eval: EvalConfig
     resolved: dict[str, Any]
+    ood: tuple = ()   # lofw.grid.ood.OodTask per eval.tasks entry
 
     @property
     def variant(self) -> dict[str, Any]:
@@ -123,7 +125,10 @@ def validate_grid(data: Any, source: str, registry: Registry, spec: str = "") ->
     specs = expand_grid(grid)
     if not specs:
         raise ConfigError(f"{source}: exclude: the exclude entries remove every cell of the grid")
-    cells = [_validate_cell(grid, spec_, source, registry) for spec_ in specs]
+    from lofw.grid.ood import resolve_eval_tasks
+
+    ood = resolve_eval_tasks(grid.eval.tasks, source, registry)
+    cells = [dataclasses.replace(_validate_cell(grid, spec_, source, registry), ood=ood) for spec_ in specs]
     return LoadedGrid(grid=grid, source=source, spec=spec or source, cells=cells)
 
 
@@ -268,7 +273,7 @@ def _validate_cell(grid: GridConfig, spec: CellSpec, source: str, registry: Regi
         evaluation = evaluation.model_copy(update={"horizons": [10 * config.horizon]})
     resolved = {
         "meta_train": config.model_dump(mode="json"),
-        "eval": evaluation.model_dump(mode="json"),
+        "eval": evaluation.model_dump(mode="json", exclude={"tasks"}),  # not in the id: see EvalConfig
         "recipe": resolved_recipe,
         "task": resolved_task,
     }
