@@ -111,9 +111,10 @@ def sample_trials(key: PRNGKeyArray, n: int) -> dict[str, np.ndarray]:
         "warmup": 0.1 * uniform(k[5]),
         "cosine": (uniform(k[6]) < 0.5).astype(np.float64),
     }
+    trials = {name: v.astype(np.float64) for name, v in trials.items()}
     for name, value in DEFAULTS.items():
         trials[name][0] = value
-    return {name: v.astype(np.float64) for name, v in trials.items()}
+    return trials
 
 
 def _trial_curves(hp: dict[str, Array], task: AbstractTask, keys: Array, *, steps: int):
