@@ -59,6 +59,7 @@ def grid_run(registry_file, tmp_path_factory):
     out = path.parent / "out"
     outcome = lofw.run_grid(loaded, out, registry=registry, progress=False, say=lambda m: None)
     assert sum(outcome.counts.values()) == 1 and outcome.ok
+    lofw.write_report(out)
     return registry, loaded, out
 
 
