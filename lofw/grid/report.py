@@ -74,6 +74,11 @@ def plot_meta_training(cells: list[CellData], path: Path) -> None:
     plt.close(fig)
 
 
+#: Line styles and gray levels of the baselines (learned optimizers are solid and coloured).
+BASELINE_STYLES = (":", "-.", "--")
+BASELINE_GRAYS = ("0.25", "0.55", "0.4")
+
+
 def plot_inner_training(cells: list[CellData], h: int, path: Path) -> None:
     import matplotlib
 
@@ -84,19 +89,19 @@ def plot_inner_training(cells: list[CellData], h: int, path: Path) -> None:
     fig, axes = plt.subplots(1, max(1, len(tasks)), figsize=(6 * max(1, len(tasks)), 4), squeeze=False)
     for ax, task in zip(axes[0], tasks):
         group_all = [c for c in cells if c.task == task]
-        entries = [(variant, g, LEARNED, "-") for (t, variant), g in variant_groups(cells).items() if t == task]
-        entries += [(name, group_all, name, "-") for name in baseline_names(group_all, h)]
+        entries = [(variant, g, LEARNED, "-", None) for (t, variant), g in variant_groups(cells).items() if t == task]
+        entries += [(name, group_all, name, BASELINE_STYLES[i % len(BASELINE_STYLES)], BASELINE_GRAYS[i % len(BASELINE_GRAYS)])
+                    for i, name in enumerate(baseline_names(group_all, h))]
         top, bottom = 0.0, float("inf")
-        for label, group, name, style in entries:
+        for label, group, name, style, color in entries:
             curves, flags = stack_runs(group, h, name)
             if not curves.size:
                 continue
             smoothed = ema(curves)
             x = np.arange(1, smoothed.shape[1] + 1)
-            color = "0.3" if name != LEARNED else None
             n_div = int((flags | ~np.isfinite(smoothed).all(axis=1)).sum())
             tag = f" ({n_div}/{len(flags)} diverged)" if n_div else ""
-            _band(ax, x, smoothed, f"{label}{tag}", color=color, linestyle=style if name == LEARNED else ":")
+            _band(ax, x, smoothed, f"{label}{tag}", color=color, linestyle=style)
             finite = smoothed[np.isfinite(smoothed)]
             if finite.size:
                 top = max(top, float(np.nanmax(smoothed[:, 0][np.isfinite(smoothed[:, 0])], initial=0.0)))
@@ -111,7 +116,7 @@ def plot_inner_training(cells: list[CellData], h: int, path: Path) -> None:
         ax.set_xlabel("inner step")
         ax.set_ylabel(f"training loss (EMA {EMA})")
         ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="upper right")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
