@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("evaluate", "train fresh task instances with a trained optimizer"),
     "ablate": ("ablate", "run an ablation grid (resumable)"),
     "report": ("report", "plots and summary table of a grid run"),
+    "pretrained": ("pretrained", "list the pretrained optimizers with their model cards; export one from a grid"),
     "nqm": ("nqm", "the noisy quadratic model: stability checks and figures"),
 }
 
