@@ -207,8 +207,11 @@ def config_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return [f"{k}: {a.get(k, '<unset>')!r} -> {b.get(k, '<unset>')!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
 
 
-def prepare_run_dir(out: str | Path, config: MetaTrainConfig) -> bool:
+def prepare_run_dir(out: str | Path, config: MetaTrainConfig, update: bool = True) -> bool:
     """Create or check a run folder; True when it holds a run to resume.
+
+    With ``update=False`` a resumed folder's ``config.json`` is left as it is
+    (call :func:`update_run_config` once the checkpoint has been read).
 
     A new (or empty) folder gets ``config.json``. A folder with a
     ``config.json`` of the same trajectory fingerprint is resumed (its
@@ -238,7 +241,7 @@ def prepare_run_dir(out: str | Path, config: MetaTrainConfig) -> bool:
                 + "; ".join(diffs or ["registry contents changed"])
                 + "); use another output folder, or the original settings to resume it. Nothing was written."
             )
-        if stored["config"] != data["config"]:
+        if stored["config"] != data["config"] and update:
             atomic_write_json(config_path, data)
         return has_checkpoint(run_dir)
     if run_dir.exists() and any(p for p in run_dir.iterdir() if not p.name.startswith(".")):
@@ -249,6 +252,18 @@ def prepare_run_dir(out: str | Path, config: MetaTrainConfig) -> bool:
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(config_path, data)
     return False
+
+
+def update_run_config(run_dir: Path, config: MetaTrainConfig) -> None:
+    """Record new ``meta_steps`` / ``checkpoint_every`` of a resumed run in its ``config.json``."""
+    path = Path(run_dir) / CONFIG
+    data = {"config": config.model_dump(mode="json"), "fingerprint": config.trajectory_fingerprint()}
+    try:
+        same = json.loads(path.read_text()) == data
+    except (OSError, ValueError):
+        same = False
+    if not same:
+        atomic_write_json(path, data)
 
 
 def read_metrics(run_dir: Path, upto_step: int | None = None) -> list[dict[str, Any]]:

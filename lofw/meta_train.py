@@ -58,6 +58,7 @@ from lofw.checkpoint import (
     prepare_run_dir,
     read_metrics,
     save_checkpoint,
+    update_run_config,
 )
 from lofw.estimator import AbstractEstimator
 from lofw.meta_config import (
@@ -156,10 +157,11 @@ def meta_train(
     with _run_dir_lock(run_dir):
         state, metrics = run.initial_state, []
         if _writes():
-            resume = prepare_run_dir(run_dir, run.config) if run_dir is not None else False
-            if resume:
+            resume = prepare_run_dir(run_dir, run.config, update=False) if run_dir is not None else False
+            if resume:  # (nothing is changed on disk before the checkpoint and metrics are known good)
                 state, _ = load_checkpoint(run_dir, run.initial_state)
                 metrics = read_metrics(run_dir, upto_step=int(state.step))
+                update_run_config(run_dir, run.config)
             elif run_dir is not None:
                 read_metrics(run_dir, upto_step=0)  # a crash before the first checkpoint
         if jax.process_count() > 1:  # every process continues from process 0's state
