@@ -2,7 +2,7 @@
 
     lofw pretrained                     # table: name, recipe, task, horizon, results
     lofw pretrained --json              # every card, for tools
-    lofw pretrained export runs/quickstart --variant recipe=star --name star   # from a finished grid cell
+    lofw pretrained export runs/quickstart --variant star --name star   # from a finished grid cell
 """
 
 from __future__ import annotations
