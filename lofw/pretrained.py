@@ -250,6 +250,17 @@ def _adam_entry(grid_dir: Path, grid: dict[str, Any], steps: int, task: Any, see
     return None
 
 
+def _estimator_settings(config: Any, registry: Registry) -> dict[str, Any]:
+    """The built estimator's scalar fields (its defaults filled in, e.g. ``std``)."""
+    import dataclasses as dc
+
+    from lofw.meta_config import build_estimator
+
+    estimator = build_estimator(config, registry)
+    values = {f.name: getattr(estimator, f.name, None) for f in dc.fields(estimator)}
+    return {k: v for k, v in values.items() if isinstance(v, (int, float, str, bool))}
+
+
 def _result(entry: dict[str, Any]) -> dict[str, Any]:
     keys = ("mean_loss", "final_loss_mean", "n_diverged", "lr")
     return {k: entry[k] for k in keys if k in entry}
@@ -336,7 +347,7 @@ def export(
         "task_name": resolved["meta_train"]["task"] if isinstance(resolved["meta_train"]["task"], str) else None,
         "task": resolved["task"],
         "horizon": config.horizon,
-        "estimator": config.estimator.model_dump(mode="json"),
+        "estimator": {**config.estimator.model_dump(mode="json"), "settings": _estimator_settings(config, registry)},
         "outer": config.outer.model_dump(mode="json"),
         "meta_steps": config.meta_steps,
         "meta_seeds": [config.seed],

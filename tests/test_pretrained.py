@@ -41,7 +41,7 @@ def test_card_holds_the_provenance_and_results(exported):
     folder, cell = exported
     card = read_card(folder)
     assert card["recipe_name"] == "hyperparam" and card["task_name"] == "digits_mlp" and card["meta_parameters"] == 193
-    assert card["estimator"]["name"] == "pes" and card["estimator"]["std"] == 0.01
+    assert card["estimator"]["name"] == "pes" and card["estimator"]["settings"]["std"] == 0.01
     assert card["meta_steps"] == 2 and card["meta_seeds"] == [0] and card["lofw_version"] == lofw.__version__
     assert card["grid"]["name"] == "tiny" and card["cell"]["id"] == cell.id
     results = card["results"]["horizons"]
