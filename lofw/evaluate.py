@@ -93,7 +93,9 @@ def evaluate(
 
     Args:
         run: a meta-training run folder (its ``config.json`` and latest
-            checkpoint give the optimizer, task and horizon) or an
+            checkpoint give the optimizer, task and horizon), ``"pretrained:NAME"``
+            (a pretrained optimizer, its card gives the task and horizon;
+            nothing is written unless ``out`` is given) or an
             :class:`lofw.AbstractOptimizer`.
         task: registry name, inline spec or task; default: the run's task
             (required when ``run`` is an optimizer).
@@ -313,26 +315,15 @@ def _save(out_dir: Path, curves: dict[str, np.ndarray], summary: dict[str, Any])
 
 
 def _resolve_run(run, task, registry: Registry):
-    """``(optimizer, task spec, horizon, run folder or None)``."""
+    """``(optimizer, task spec, horizon, run folder or None)``; ``run`` is an
+    optimizer, a run folder or ``pretrained:NAME`` (:func:`lofw.pretrained.resolve_source`)."""
     if isinstance(run, AbstractOptimizer):
         if task is None:
             raise ConfigError("evaluate: give a `task` when evaluating an optimizer object")
         from lofw.meta_config import MetaTrainConfig
 
         return run, task, MetaTrainConfig().horizon, None
-    from lofw.checkpoint import CHECKPOINT, CONFIG, load_checkpoint
-    from lofw.meta_config import parse_meta_train_config
-    from lofw.meta_train import setup_run
+    from lofw.pretrained import resolve_source
 
-    run_dir = Path(run)
-    if not (run_dir / CONFIG).exists():
-        raise ConfigError(f"{run_dir}: not a meta-training run folder ({CONFIG} missing)")
-    if not (run_dir / CHECKPOINT).exists():
-        raise ConfigError(f"{run_dir}: the run has no checkpoint yet; meta-train it first")
-    try:
-        config = parse_meta_train_config(json.loads((run_dir / CONFIG).read_text())["config"], str(run_dir / CONFIG))
-    except (ValueError, KeyError) as e:
-        raise ConfigError(f"{run_dir / CONFIG}: unreadable run config: {e}") from None
-    setup = setup_run(config, registry)
-    state, _ = load_checkpoint(run_dir, setup.initial_state)
-    return eqx.combine(state.theta, setup.static), (task if task is not None else config.task), config.horizon, run_dir
+    opt, info = resolve_source(run, registry)
+    return opt, (task if task is not None else info["task"]), info["horizon"], info["run_dir"]

@@ -98,11 +98,18 @@ def suite_entries(name: str, registry: Registry, where: str = "--suite") -> list
 
 
 def default_registry_path() -> Path:
-    """``$LOFW_REGISTRY`` if set, else the ``registry.yaml`` beside the package."""
+    """``$LOFW_REGISTRY`` if set; else the checkout's top-level ``registry.yaml``
+    (an editable install); else the copy shipped inside the package
+    (``lofw/_data/registry.yaml``, with ``ablations/`` beside it, made by the
+    wheel's build step in ``setup.py``)."""
     env = os.environ.get(REGISTRY_ENV)
     if env:
         return Path(env)
-    return Path(__file__).resolve().parent.parent / "registry.yaml"
+    here = Path(__file__).resolve().parent
+    checkout = here.parent / "registry.yaml"
+    if checkout.exists():
+        return checkout
+    return here / "_data" / "registry.yaml"
 
 
 def read_yaml(path: Path) -> Any:
@@ -125,8 +132,10 @@ def load_registry(path: str | Path | None = None) -> Registry:
     path = Path(path) if path is not None else default_registry_path()
     if not path.exists():
         raise ConfigError(
-            f"{path}: registry file not found; install lofw editable from a checkout "
-            f"(pip install -e .), or point ${REGISTRY_ENV} at a registry.yaml"
+            f"{path}: registry file not found; "
+            + (f"${REGISTRY_ENV} names it: point ${REGISTRY_ENV} at an existing registry.yaml, or unset it"
+               if os.environ.get(REGISTRY_ENV) else
+               "this lofw installation is incomplete; reinstall it (pip install lofw, or pip install -e . from a checkout)")
         )
     return _load(path.resolve(), path.stat().st_mtime_ns if path.exists() else 0)
 

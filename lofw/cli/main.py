@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ablate": ("ablate", "run an ablation grid (resumable)"),
     "generalize": ("generalize", "evaluate optimizers on a task suite against tuned baselines (resumable)"),
     "report": ("report", "plots and summary table of a grid run"),
+    "pretrained": ("pretrained", "list the pretrained optimizers with their model cards; export one from a grid"),
     "nqm": ("nqm", "the noisy quadratic model: stability checks and figures"),
 }
 
