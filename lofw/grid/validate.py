@@ -22,7 +22,7 @@ import pydantic
 
 from lofw.errors import ConfigError, choices
 from lofw.grid.config import EvalConfig, GridConfig
-from lofw.grid.expand import SEED_KEY, CellSpec, axis_groups, cell_id, expand_grid
+from lofw.grid.expand import LABEL_KEY, SEED_KEY, CellSpec, axis_groups, cell_id, expand_grid
 from lofw.meta_config import MetaTrainConfig
 from lofw.recipes import parse_recipe, resolve_recipe
 from lofw.validation import format_validation_error, model_at, model_in
@@ -197,7 +197,15 @@ def _check_axes(grid: GridConfig, source: str) -> None:
         if len(set(lengths.values())) > 1:
             listed = ", ".join(f"{p} has {n}" for p, n in lengths.items())
             raise ConfigError(f"{source}: zip[{g}]: lists of unequal lengths ({listed}); zipped lists must be equally long")
+        if LABEL_KEY in group:
+            labels = group[LABEL_KEY]
+            if len(group) < 2:
+                raise ConfigError(f"{source}: zip[{g}].{LABEL_KEY}: names no values; zip it with dotted paths")
+            if not all(isinstance(x, str) and x for x in labels) or len(set(labels)) != len(labels):
+                raise ConfigError(f"{source}: zip[{g}].{LABEL_KEY}: give distinct, non-empty strings, one per entry; got {labels!r}")
         for path, values in group.items():
+            if path == LABEL_KEY:
+                continue
             if not values:
                 raise ConfigError(f"{source}: zip[{g}].{path}: empty list; give at least one value")
             claim(path, f"zip[{g}].{path}")
@@ -207,7 +215,8 @@ def _check_axes(grid: GridConfig, source: str) -> None:
     for group in axis_groups(grid):
         for assignment in group:
             for path, value in assignment.items():
-                values_of.setdefault(path, []).append(value)
+                if path != LABEL_KEY:
+                    values_of.setdefault(path, []).append(value)
     for e, entry in enumerate(grid.exclude):
         if not entry:
             raise ConfigError(f"{source}: exclude[{e}]: empty entry (it would exclude every cell)")
