@@ -14,6 +14,7 @@ from lofw_plugins.optimizer.magnitudes import Constant, Exp
 from lofw_plugins.optimizer.mlp import MLP
 from lofw_plugins.optimizer.nominal import SGD, Adam, AdamAggMo, AggMo
 from lofw_plugins.optimizer.preconditioners import RMS, Identity
+from lofw_plugins.optimizer.stable_preconditioners import BiasCorrectedRMS, CenteredRMS, ClippedRMS, TensorLimitedRMS
 from lofw_plugins.pretrained import lofw_register_pretrained  # noqa: F401 - the hook of the shipped optimizers
 from lofw_plugins.tasks.conv import Conv
 from lofw_plugins.tasks.image_mlp import ImageMLP
@@ -27,6 +28,10 @@ COMPONENTS = {
     "mlp": MLP,
     "rms": RMS,
     "identity": Identity,
+    "centered_rms": CenteredRMS,
+    "clipped_rms": ClippedRMS,
+    "tensor_limited_rms": TensorLimitedRMS,
+    "bias_corrected_rms": BiasCorrectedRMS,
     "exp": Exp,
     "constant": Constant,
     "pes": PES,

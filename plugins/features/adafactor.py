@@ -168,7 +168,8 @@ class AdafactorFeatures(lofw.AbstractFeatures):
         t = step.astype(jnp.float32)
         globals_ = jnp.tanh(t / jnp.asarray(self.time_scales, jnp.float32) - 1.0)
         stats = lofw.LeafStats(
-            grad=grad, param=param, momentum=new_state.momentum, second_moment=new_state.second_moment, step=step
+            grad=grad, param=param, momentum=new_state.momentum, second_moment=new_state.second_moment, step=step,
+            second_moment_decay=self.decays()[1],
         )
         features = lofw.LeafFeatures(tuple(channels), _rms_scales(channels, grad.shape), globals_)
         return new_state, stats, features
