@@ -94,13 +94,21 @@ def resolve_source(text: str, registry: Registry) -> Source:
     - a grid cell folder (``OUT/cells/<id>``, whose ``run/`` is the run):
       label = the grid's variant label and seed (``star, seed=0``);
     - a recipe name of the registry: the untrained optimizer, meta-initialised
-      with ``PRNGKey(0)``; label = the name.
+      with ``PRNGKey(0)``; label = the name;
+    - ``pretrained:NAME``: a shipped pretrained optimizer (:mod:`lofw.pretrained`);
+      label = ``NAME``, horizon = its card's.
 
     Raises:
         ConfigError: anything else, listing what a source can be.
     """
     from lofw.checkpoint import CONFIG, read_checkpoint_header
+    from lofw.pretrained import PREFIX
 
+    if text.startswith(PREFIX):
+        from lofw.pretrained import resolve_source as resolve_pretrained
+
+        optimizer, info = resolve_pretrained(text, registry)
+        return Source(text[len(PREFIX):], optimizer, info["horizon"], f"{text}@{info['card'].get('fingerprint')}")
     path = Path(text)
     if path.is_dir():
         from lofw.evaluate import _resolve_run
@@ -131,7 +139,7 @@ def resolve_source(text: str, registry: Registry) -> Source:
 
 def _what_a_source_is(registry: Registry) -> str:
     return ("a SOURCE is a meta-training run folder (config.json + checkpoint.eqx), a grid cell folder "
-            f"(OUT/cells/<id>), or a recipe name of the registry: {choices(registry.recipes)}")
+            f"(OUT/cells/<id>), pretrained:NAME, or a recipe name of the registry: {choices(registry.recipes)}")
 
 
 def _read_json(path: Path) -> Any:

@@ -279,3 +279,16 @@ def test_bad_inputs_one_message_exit_2_nothing_written(registry_file, tmp_path):
         for text in cases[name][1]:
             assert text in err, (name, text, err)
         assert not out.exists(), name
+
+
+def test_a_pretrained_source_is_the_shipped_optimizer_with_its_cards_horizon():
+    import equinox as eqx
+
+    from lofw.generalize import resolve_source
+
+    source = resolve_source("pretrained:star", load_registry())
+    card = importlib.import_module("lofw.pretrained").read_card("star")
+    assert (source.label, source.horizon) == ("star", card["horizon"]) and card["horizon"] == 200
+    shipped = eqx.filter(lofw.pretrained("star"), eqx.is_inexact_array)
+    got = eqx.filter(source.optimizer, eqx.is_inexact_array)
+    assert all(np.array_equal(a, b) for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(shipped)))
