@@ -21,6 +21,9 @@ class AbstractTask(eqx.Module):
         - ``normalizer(loss)`` maps a raw loss to a bounded meta-loss (default:
           identity); ``max_meta_loss`` is its upper bound, used to mark a run
           as diverged.
+        - ``chance_loss`` is the loss of a uniform guess (``ln`` of the number of
+          classes for a classifier, ``ln`` of the vocabulary for a byte language
+          model), or None when the task has no such reference point.
     """
 
     @abc.abstractmethod
@@ -43,3 +46,9 @@ class AbstractTask(eqx.Module):
     def max_meta_loss(self) -> float:
         """Largest value ``normalizer`` returns (``inf`` when unbounded)."""
         return float("inf")
+
+    @property
+    def chance_loss(self) -> float | None:
+        """Loss of a uniform guess: ``ln(classes)`` for classifiers, ``ln(vocab)`` for
+        language models; None where there is no such reference (the default)."""
+        return None

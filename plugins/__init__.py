@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import lofw
 from lofw_plugins.data.digits import Digits
+from lofw_plugins.data.python_source import PythonSource
 from lofw_plugins.data.tfds_datasets import CIFAR10, MNIST, FashionMNIST
 from lofw_plugins.estimators import ES, PES, TBPTT
 from lofw_plugins.features.adafactor import AdafactorFeatures
@@ -16,6 +17,9 @@ from lofw_plugins.optimizer.nominal import SGD, Adam, AdamAggMo, AggMo
 from lofw_plugins.optimizer.preconditioners import RMS, Identity
 from lofw_plugins.tasks.conv import Conv
 from lofw_plugins.tasks.image_mlp import ImageMLP
+from lofw_plugins.tasks.lstm_lm import LSTMLM
+from lofw_plugins.tasks.resnet import ResNet
+from lofw_plugins.tasks.transformer_lm import TransformerLM
 
 COMPONENTS = {
     "adafactor": AdafactorFeatures,
@@ -35,8 +39,12 @@ COMPONENTS = {
     "mnist": MNIST,
     "fashion_mnist": FashionMNIST,
     "cifar10": CIFAR10,
+    "python_source": PythonSource,
     "image_mlp": ImageMLP,
     "conv": Conv,
+    "resnet": ResNet,
+    "lstm_lm": LSTMLM,
+    "transformer_lm": TransformerLM,
     "nqm": NQMTask,
     "dense_preconditioner": DensePreconditioner,
 }
