@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import lofw
 from lofw_plugins.data.digits import Digits
+from lofw_plugins.data.lm1b import LM1B
 from lofw_plugins.data.python_source import PythonSource
-from lofw_plugins.data.tfds_datasets import CIFAR10, MNIST, FashionMNIST
+from lofw_plugins.data.tfds_datasets import CIFAR10, MNIST, FashionMNIST, ImageNet32
 from lofw_plugins.estimators import ES, PES, TBPTT
 from lofw_plugins.features.adafactor import AdafactorFeatures
 from lofw_plugins.nqm.optimizer import DensePreconditioner
@@ -39,6 +40,8 @@ COMPONENTS = {
     "mnist": MNIST,
     "fashion_mnist": FashionMNIST,
     "cifar10": CIFAR10,
+    "imagenet32": ImageNet32,
+    "lm1b": LM1B,
     "python_source": PythonSource,
     "image_mlp": ImageMLP,
     "conv": Conv,
