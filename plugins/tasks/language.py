@@ -89,7 +89,3 @@ class AbstractLanguageModelTask(lofw.AbstractTask):
         """``ln V``: the loss of a uniform guess over the vocabulary."""
         return math.log(self.vocab_size)
 
-
-def embedding_params(key: PRNGKeyArray, rows: int, width: int) -> Float[Array, "r w"]:
-    """haiku's ``Embed`` default: ``N(0, 1)`` cut to ``[-2, 2]``."""
-    return jax.random.truncated_normal(key, -2.0, 2.0, (rows, width), jnp.float32)

@@ -23,8 +23,8 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 import lofw
-from lofw_plugins.tasks.language import AbstractLanguageModelTask, embedding_params, text_geometry
-from lofw_plugins.tasks.layers import linear, linear_params
+from lofw_plugins.tasks.language import AbstractLanguageModelTask, text_geometry
+from lofw_plugins.tasks.layers import Draw, linear, linear_params, materialize
 
 Params = dict[str, Float[Array, "..."] | dict[str, Float[Array, "..."]]]
 
@@ -61,13 +61,12 @@ class LSTMLM(AbstractLanguageModelTask):
 
     def init(self, key: PRNGKeyArray) -> Params:
         """Embedding ``N(0, 1)`` cut at +-2; truncated-normal ``1/sqrt(fan_in)`` weights; zero biases."""
-        k_embed, k_lstm, k_out = jax.random.split(key, 3)
         e, h, v = self.embed_size, self.hidden_size, self.vocab_size
-        return {
-            "embed": embedding_params(k_embed, v, e),
-            "lstm": linear_params(k_lstm, e + h, 4 * h),
-            "output": linear_params(k_out, h, v),
-        }
+        return materialize(key, {
+            "embed": Draw((v, e)),
+            "lstm": linear_params(e + h, 4 * h),
+            "output": linear_params(h, v),
+        })
 
     def logits(self, params: Params, inputs: Int[Array, "b t"]) -> Float[Array, "b t v"]:
         """Embed, scan the LSTM over time, read out every step."""

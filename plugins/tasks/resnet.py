@@ -44,7 +44,16 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 import lofw
 from lofw_plugins.tasks.classification import AbstractClassificationTask, dataset_geometry
-from lofw_plugins.tasks.layers import conv2d, conv_kernel, layer_norm, layer_norm_params, linear, linear_params, max_pool
+from lofw_plugins.tasks.layers import (
+    conv2d,
+    conv_kernel,
+    layer_norm,
+    layer_norm_params,
+    linear,
+    linear_params,
+    materialize,
+    max_pool,
+)
 
 Normalization = Literal["layer_norm", "none"]
 Params = dict[str, dict[str, Float[Array, "..."]]]
@@ -140,25 +149,19 @@ class ResNet(AbstractClassificationTask):
 
     def init(self, key: PRNGKeyArray) -> Params:
         """Truncated-normal ``1/sqrt(fan_in)`` kernels and head, zero head bias, unit norms."""
-        blocks = list(self._blocks())
-        keys = iter(jax.random.split(key, 2 + 3 * len(blocks)))
-        params: Params = {"initial": {"w": conv_kernel(next(keys), self.initial_kernel, self.input_channels,
-                                                       self.initial_channels)}}
-        for name, c_in, c_out, stride in blocks:
-            block = {
+        params: dict = {"initial": {"w": conv_kernel(self.initial_kernel, self.input_channels, self.initial_channels)}}
+        for name, c_in, c_out, stride in self._blocks():
+            params[name] = {
                 "norm_1": self._norm_params(c_in),
-                "conv_1": conv_kernel(next(keys), 3, c_in, c_out),
+                "conv_1": conv_kernel(3, c_in, c_out),
                 "norm_2": self._norm_params(c_out),
-                "conv_2": conv_kernel(next(keys), 3, c_out, c_out),
+                "conv_2": conv_kernel(3, c_out, c_out),
             }
-            k_proj = next(keys)
             if c_in != c_out or stride != 1:
-                block["projection"] = conv_kernel(k_proj, 1, c_in, c_out)
-            params[name] = block
-        c_last = blocks[-1][2]
-        params["final_norm"] = self._norm_params(c_last)
-        params["linear"] = linear_params(next(keys), c_last, self.num_classes)
-        return params
+                params[name]["projection"] = conv_kernel(1, c_in, c_out)
+        params["final_norm"] = self._norm_params(self.channels[-1])
+        params["linear"] = linear_params(self.channels[-1], self.num_classes)
+        return materialize(key, params)
 
     def logits(self, params: Params, images: Float[Array, "b h w c"]) -> Float[Array, "b k"]:
         """Initial convolution (and pool), pre-activation blocks, norm, pool, linear head."""

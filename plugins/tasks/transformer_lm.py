@@ -33,8 +33,8 @@ import numpy as np
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 import lofw
-from lofw_plugins.tasks.language import AbstractLanguageModelTask, embedding_params, text_geometry
-from lofw_plugins.tasks.layers import layer_norm, layer_norm_params, linear, linear_params
+from lofw_plugins.tasks.language import AbstractLanguageModelTask, text_geometry
+from lofw_plugins.tasks.layers import Draw, layer_norm, layer_norm_params, linear, linear_params, materialize
 
 Positions = Literal["learned", "sinusoidal"]
 Params = dict[str, Float[Array, "..."] | dict]
@@ -97,22 +97,20 @@ class TransformerLM(AbstractLanguageModelTask):
     def init(self, key: PRNGKeyArray) -> Params:
         """See the class docs for the layout and initialisation."""
         d, hidden = self.width, self.mlp_ratio * self.width
-        keys = iter(jax.random.split(key, 3 + 6 * self.num_layers))
-        params: Params = {"embed": embedding_params(next(keys), self.vocab_size, d)}
-        k_pos = next(keys)
+        params: dict = {"embed": Draw((self.vocab_size, d))}
         if self.positions == "learned":
-            params["positions"] = embedding_params(k_pos, self.sequence_length, d)
+            params["positions"] = Draw((self.sequence_length, d))
         for i in range(self.num_layers):
             params[f"layer_{i}"] = {
                 "ln_1": layer_norm_params(d),
-                **{name: linear_params(next(keys), d, d) for name in ("query", "key", "value", "output")},
+                **{name: linear_params(d, d) for name in ("query", "key", "value", "output")},
                 "ln_2": layer_norm_params(d),
-                "mlp_in": linear_params(next(keys), d, hidden),
-                "mlp_out": linear_params(next(keys), hidden, d),
+                "mlp_in": linear_params(d, hidden),
+                "mlp_out": linear_params(hidden, d),
             }
         params["ln_final"] = layer_norm_params(d)
-        params["head"] = linear_params(next(keys), d, self.vocab_size)
-        return params
+        params["head"] = linear_params(d, self.vocab_size)
+        return materialize(key, params)
 
     def _attention(self, p: dict, a: Float[Array, "b t d"]) -> Float[Array, "b t d"]:
         b, t, d = a.shape
