@@ -10,7 +10,8 @@ blocks on ``x_0 = E[tokens] + P``::
     x  <- x + gelu(LN_2(x) W_1 + b_1) W_2 + b_2                         (hidden r D)
     logits = LN_f(x) W_out + b_out
 
-``M`` is the causal mask (``-inf`` above the diagonal), so position ``t``
+``gelu`` is the tanh approximation (``jax.nn.gelu``'s default). ``M`` is the
+causal mask (``-inf`` above the diagonal), so position ``t``
 attends to positions ``<= t`` only. ``P`` is a learned table ``[L, D]`` or the
 fixed sinusoids ``P[t, 2i] = sin(t / 10000^(2i/D))``, ``P[t, 2i+1] =
 cos(t / 10000^(2i/D))``. No dropout (the loss takes no key; the reference
