@@ -21,9 +21,6 @@ class AbstractTask(eqx.Module):
         - ``normalizer(loss)`` maps a raw loss to a bounded meta-loss (default:
           identity); ``max_meta_loss`` is its upper bound, used to mark a run
           as diverged.
-        - ``chance_loss`` is the loss of a uniform guess (``ln`` of the number of
-          classes for a classifier, ``ln`` of the vocabulary for a byte language
-          model), or None when the task has no such reference point.
     """
 
     @abc.abstractmethod
