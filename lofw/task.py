@@ -50,9 +50,3 @@ class AbstractTask(eqx.Module):
     def max_meta_loss(self) -> float:
         """Largest value ``normalizer`` returns (``inf`` when unbounded)."""
         return float("inf")
-
-    @property
-    def chance_loss(self) -> float | None:
-        """Loss of a uniform guess: ``ln(classes)`` for classifiers, ``ln(vocab)`` for
-        language models; None where there is no such reference (the default)."""
-        return None

@@ -21,7 +21,7 @@ from pathlib import Path
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("sources", nargs="+", metavar="SOURCE",
-                        help="a meta-training run folder, a grid cell folder (OUT/cells/<id>) or a recipe name")
+                        help="a meta-training run folder, a grid cell folder (OUT/cells/<id>), pretrained:NAME or a recipe name")
     parser.add_argument("--suite", required=True, help="a suite of registry.yaml (suites:)")
     parser.add_argument("--steps", type=int, help="inner steps of every task (default: the suite's, else 2000)")
     parser.add_argument("--seeds", type=int, default=5, help="task instances per task (default 5)")

@@ -96,11 +96,6 @@ class AbstractClassificationTask(lofw.AbstractTask):
         return normalize_loss(loss, self.max_meta_loss)
 
     @property
-    def chance_loss(self) -> float:
-        """``ln(num_classes)``: the loss of a uniform guess."""
-        return math.log(self.num_classes)
-
-    @property
     def max_meta_loss(self) -> float:
         """``1.5 ln K`` (``1.5 ln 10`` on ten classes)."""
         return 1.5 * self.chance_loss
