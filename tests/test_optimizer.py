@@ -122,7 +122,8 @@ def test_mlp_matches_reference_loops():
 
 
 @pytest.mark.parametrize("recipe, count", [("star", 203), ("blackbox", 197), ("hyperparam", 193),
-                                           ("star_no_precond", 203), ("star_no_nominal", 197)])
+                                           ("star_no_precond", 203), ("star_no_nominal", 197), ("star_stable", 203),
+                                           ("star_small_blackbox", 203), ("star_zero_direction", 203)])
 def test_meta_parameter_counts(recipe, count):
     assert lofw.count_meta_parameters(lofw.build(recipe)) == count
 
