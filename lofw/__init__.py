@@ -25,6 +25,7 @@ from lofw.optimizer import (
 )
 from lofw.plugin_manager import component_infos, components, get_plugin_manager, refresh
 from lofw.preconditioner import AbstractPreconditioner
+from lofw.pretrained import pretrained, resolve_source  # (the function shadows the module's attribute)
 from lofw.recipes import RecipeConfig
 from lofw.registry import load_registry
 from lofw.stats import LeafStats
@@ -72,7 +73,9 @@ __all__ = [
     "load_registry",
     "meta_parameters",
     "meta_train",
+    "pretrained",
     "refresh",
+    "resolve_source",
     "run_grid",
     "write_report",
 ]

@@ -36,7 +36,7 @@ def _validate_value(annotation: Any, value: Any) -> Any:
     return adapter.validate_python(value, strict=False)
 
 
-def construct(kind: str, name: str, kwargs: dict[str, Any], where: str, **context: Any) -> Any:
+def construct(kind: str, name: str, kwargs: dict[str, Any], where: str, *, check_only: bool = False, **context: Any) -> Any:
     """Build component ``name`` of ``kind`` from config ``kwargs``.
 
     Args:
@@ -44,6 +44,8 @@ def construct(kind: str, name: str, kwargs: dict[str, Any], where: str, **contex
         name: its registered name.
         kwargs: constructor arguments from the config.
         where: the place in the config, for error messages.
+        check_only: validate the name and the arguments, build nothing
+            (returns None): a dataset's constructor loads its data.
         **context: arguments supplied by the builder (``key``, ``n_inputs``,
             ``heads``), passed only where the constructor accepts them.
     """
@@ -69,6 +71,8 @@ def construct(kind: str, name: str, kwargs: dict[str, Any], where: str, **contex
     missing = [n for n, p in params.items() if p.default is p.empty and n not in values and n not in context]
     if missing:
         raise ConfigError(f"{where}: {kind} {name!r} needs argument(s) {choices(missing)}")
+    if check_only:
+        return None
     values.update({k: v for k, v in context.items() if k in params})
     try:
         return cls(**values)

@@ -15,6 +15,13 @@ Baselines, trained in the same way on the same task and seeds:
   the same grid in the same way (the paper tunes it with 1000 random trials;
   this is the affordable stand-in).
 
+A baseline tuned for a shorter run than it is evaluated on is written
+``NAME@N`` (the learning rate with the lowest mean normalised loss over the
+first ``N`` steps) or ``NAME@horizon`` (``N`` = the meta-training horizon):
+``adam@horizon`` is Adam tuned for the horizon a learned optimizer was
+meta-trained on, the fair comparison inside that horizon; plain ``adam`` is
+tuned for the whole evaluation.
+
 Files written to ``<run_dir>/eval/<task>-<steps>/`` (or ``out``)::
 
     summary.json   {"task", "steps", "seeds", "optimizers": {NAME: {
@@ -86,7 +93,9 @@ def evaluate(
 
     Args:
         run: a meta-training run folder (its ``config.json`` and latest
-            checkpoint give the optimizer, task and horizon) or an
+            checkpoint give the optimizer, task and horizon), ``"pretrained:NAME"``
+            (a pretrained optimizer, its card gives the task and horizon;
+            nothing is written unless ``out`` is given) or an
             :class:`lofw.AbstractOptimizer`.
         task: registry name, inline spec or task; default: the run's task
             (required when ``run`` is an optimizer).
@@ -113,9 +122,8 @@ def evaluate(
     """
     if int(seeds) < 1 or int(tune_seeds) < 1:
         raise ConfigError(f"evaluate: seeds and tune_seeds must be >= 1, got {seeds}, {tune_seeds}")
-    unknown = [b for b in baselines if b not in BASELINES]
-    if unknown:
-        raise ConfigError(f"evaluate: unknown baseline {unknown[0]!r}; valid choices: {choices(BASELINES)}")
+    for b in baselines:
+        parse_baseline(b, where="evaluate")
     registry = registry if registry is not None else load_registry()
     opt, task_spec, horizon, run_dir = _resolve_run(run, task, registry)
     from lofw.tasks import build_task
@@ -150,30 +158,56 @@ def evaluate(
         optimizer = distributed.replicate(optimizer, mesh)
         return np.asarray(distributed.to_host(train_curves(optimizer, task_obj, keys, steps=steps)))[:n]
 
-    def grid_curves(name, lrs, keys):
+    def grid_curves(name, lrs, keys, n_steps):
         if mesh is None:
-            return np.asarray(baseline_grid_curves(name, lrs, task_obj, keys, steps=steps))
+            return np.asarray(baseline_grid_curves(name, lrs, task_obj, keys, steps=n_steps))
         keys, n = distributed.shard_seeds(keys, mesh)
         lrs = distributed.replicate(lrs, mesh)
-        return np.asarray(distributed.to_host(baseline_grid_curves(name, lrs, task_obj, keys, steps=steps)))[:, :n]
+        return np.asarray(distributed.to_host(baseline_grid_curves(name, lrs, task_obj, keys, steps=n_steps)))[:, :n]
 
     curves: dict[str, np.ndarray] = {"learned": seed_curves(opt, eval_keys)}
     summary: dict[str, Any] = {"task": label, "steps": steps, "seeds": int(seeds), "optimizers": {}}
     summary["optimizers"]["learned"] = _summarise(curves["learned"], task_obj)
-    for name in baselines:
+    summary["chance_loss"] = task_obj.chance_loss
+    for spec in baselines:
+        name, tune_for = parse_baseline(spec)
+        tune_steps = min(steps, horizon if tune_for == "horizon" else tune_for or steps)
         lrs = jnp.asarray(lr_grid, jnp.float32)
-        tune = grid_curves(name, lrs, tune_keys)
+        tune = grid_curves(name, lrs, tune_keys, tune_steps)
         scores = [float(np.mean(_normalised(tune[i], task_obj))) for i in range(len(lr_grid))]
         best = int(np.argmin(scores))
-        curves[name] = seed_curves(OptaxBaseline(name, lrs[best]), eval_keys)
-        entry = _summarise(curves[name], task_obj)
+        curves[spec] = seed_curves(OptaxBaseline(name, lrs[best]), eval_keys)
+        entry = _summarise(curves[spec], task_obj)
+        entry["tuned_for_steps"] = tune_steps
         entry["lr"] = float(lr_grid[best])
         entry["lr_grid_losses"] = {repr(float(lr)): _finite(sc) for lr, sc in zip(lr_grid, scores)}
-        summary["optimizers"][name] = entry
+        summary["optimizers"][spec] = entry
     out_dir = Path(out) if out is not None else None
     if out_dir is not None and jax.process_index() == 0:
         _save(out_dir, curves, summary)
     return EvaluationResult(curves=curves, summary=summary, out_dir=out_dir)
+
+
+def parse_baseline(spec: str, where: str = "baseline") -> tuple[str, int | str | None]:
+    """``"adam"`` -> ``("adam", None)``, ``"adam@500"`` -> ``("adam", 500)``,
+    ``"adam@horizon"`` -> ``("adam", "horizon")``: the optimizer and the number
+    of steps its learning rate is tuned for (None: the whole evaluation).
+
+    Raises:
+        ConfigError: an unknown optimizer or a tuning length that is neither
+            a positive integer nor ``horizon``.
+    """
+    name, at, tune = str(spec).partition("@")
+    valid = f"valid choices: {choices(BASELINES)}, each optionally @N or @horizon (tuned for the first N steps)"
+    if name not in BASELINES:
+        raise ConfigError(f"{where}: unknown baseline {spec!r}; {valid}")
+    if not at:
+        return name, None
+    if tune == "horizon":
+        return name, "horizon"
+    if tune.isdigit() and int(tune) > 0:
+        return name, int(tune)
+    raise ConfigError(f"{where}: bad baseline {spec!r}: the part after @ must be a positive integer or 'horizon'; {valid}")
 
 
 class OptaxBaseline(AbstractOptimizer):
@@ -281,26 +315,15 @@ def _save(out_dir: Path, curves: dict[str, np.ndarray], summary: dict[str, Any])
 
 
 def _resolve_run(run, task, registry: Registry):
-    """``(optimizer, task spec, horizon, run folder or None)``."""
+    """``(optimizer, task spec, horizon, run folder or None)``; ``run`` is an
+    optimizer, a run folder or ``pretrained:NAME`` (:func:`lofw.pretrained.resolve_source`)."""
     if isinstance(run, AbstractOptimizer):
         if task is None:
             raise ConfigError("evaluate: give a `task` when evaluating an optimizer object")
         from lofw.meta_config import MetaTrainConfig
 
         return run, task, MetaTrainConfig().horizon, None
-    from lofw.checkpoint import CHECKPOINT, CONFIG, load_checkpoint
-    from lofw.meta_config import parse_meta_train_config
-    from lofw.meta_train import setup_run
+    from lofw.pretrained import resolve_source
 
-    run_dir = Path(run)
-    if not (run_dir / CONFIG).exists():
-        raise ConfigError(f"{run_dir}: not a meta-training run folder ({CONFIG} missing)")
-    if not (run_dir / CHECKPOINT).exists():
-        raise ConfigError(f"{run_dir}: the run has no checkpoint yet; meta-train it first")
-    try:
-        config = parse_meta_train_config(json.loads((run_dir / CONFIG).read_text())["config"], str(run_dir / CONFIG))
-    except (ValueError, KeyError) as e:
-        raise ConfigError(f"{run_dir / CONFIG}: unreadable run config: {e}") from None
-    setup = setup_run(config, registry)
-    state, _ = load_checkpoint(run_dir, setup.initial_state)
-    return eqx.combine(state.theta, setup.static), (task if task is not None else config.task), config.horizon, run_dir
+    opt, info = resolve_source(run, registry)
+    return opt, (task if task is not None else info["task"]), info["horizon"], info["run_dir"]

@@ -44,3 +44,12 @@ class LofwHookSpecs:
         (TensorBoard, Weights & Biases, ...) can be a plugin. ``run_dir`` is the
         run's folder.
         """
+
+    @hookspec
+    def lofw_register_pretrained(self, register: Callable[[str, str], None]) -> None:
+        """Register pretrained optimizers by calling ``register(name, folder)``.
+
+        ``folder`` holds ``params.eqx`` and ``card.json`` as written by
+        ``lofw pretrained export`` (:mod:`lofw.pretrained`); a package ships
+        them as package data. Two plugins registering one name is an error.
+        """

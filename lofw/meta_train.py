@@ -35,6 +35,7 @@ continues a finished run.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import sys
@@ -57,6 +58,7 @@ from lofw.checkpoint import (
     prepare_run_dir,
     read_metrics,
     save_checkpoint,
+    update_run_config,
 )
 from lofw.estimator import AbstractEstimator
 from lofw.meta_config import (
@@ -152,24 +154,39 @@ def meta_train(
         mesh = distributed.make_mesh(devices)
         distributed.check_divisible(run.config.estimator.particles, mesh)
     run_dir = Path(out) if out is not None else None
-    state, metrics = run.initial_state, []
-    if _writes():
-        resume = prepare_run_dir(run_dir, run.config) if run_dir is not None else False
-        if resume:
-            state, _ = load_checkpoint(run_dir, run.initial_state)
-            metrics = read_metrics(run_dir, upto_step=int(state.step))
-        elif run_dir is not None:
-            read_metrics(run_dir, upto_step=0)  # a crash before the first checkpoint
-    if jax.process_count() > 1:  # every process continues from process 0's state
-        from jax.experimental import multihost_utils
+    with _run_dir_lock(run_dir):
+        state, metrics = run.initial_state, []
+        if _writes():
+            resume = prepare_run_dir(run_dir, run.config, update=False) if run_dir is not None else False
+            if resume:  # (nothing is changed on disk before the checkpoint and metrics are known good)
+                state, _ = load_checkpoint(run_dir, run.initial_state)
+                metrics = read_metrics(run_dir, upto_step=int(state.step))
+                update_run_config(run_dir, run.config)
+            elif run_dir is not None:
+                read_metrics(run_dir, upto_step=0)  # a crash before the first checkpoint
+        if jax.process_count() > 1:  # every process continues from process 0's state
+            from jax.experimental import multihost_utils
 
-        state = multihost_utils.broadcast_one_to_all(state)
-    if mesh is not None:
-        from lofw import distributed
+            state = multihost_utils.broadcast_one_to_all(state)
+        if mesh is not None:
+            from lofw import distributed
 
-        state = distributed.shard_training_state(state, mesh)
-        run = dataclasses.replace(run, task=distributed.replicate(run.task, mesh))
-    return _loop(run, state, metrics, run_dir, progress and _writes(), stop_after)
+            state = distributed.shard_training_state(state, mesh)
+            run = dataclasses.replace(run, task=distributed.replicate(run.task, mesh))
+        return _loop(run, state, metrics, run_dir, progress and _writes(), stop_after)
+
+
+def _run_dir_lock(run_dir: Path | None) -> contextlib.AbstractContextManager:
+    """The run folder's lock (:mod:`lofw.locks`), creating the folder; held by the writing process only."""
+    if run_dir is None or not _writes():
+        return contextlib.nullcontext()
+    from lofw.errors import ConfigError
+    from lofw.locks import folder_lock
+
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"{run_dir}: exists and is not a folder; choose another --out")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return folder_lock(run_dir, "this run folder (another lofw meta-train)")
 
 
 def _writes() -> bool:
@@ -197,6 +214,25 @@ def merge_overrides(config: MetaTrainConfig | dict[str, Any] | None, overrides: 
         else:
             data[key] = value
     return parse_meta_train_config(data)
+
+
+def check_run_config(config: MetaTrainConfig | dict[str, Any], registry: Registry | None = None, where: str = "meta-train config") -> MetaTrainConfig:
+    """Validate a run config completely (every name and component argument)
+    without loading data, compiling or writing anything; return it resolved.
+
+    Commands call this before they create a folder or a compile cache.
+
+    Raises:
+        ConfigError: as :func:`meta_train`.
+    """
+    from lofw.tasks import build_task
+
+    registry = registry if registry is not None else load_registry()
+    config = resolve_config(parse_meta_train_config(config, where), registry)
+    build_estimator(config, registry)
+    build_task(config.task, registry, where="task" if isinstance(config.task, dict) else None, check_only=True)
+    build_optimizer(config.recipe, jax.random.PRNGKey(config.seed), registry)
+    return config
 
 
 @dataclasses.dataclass(frozen=True)

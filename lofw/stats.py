@@ -18,6 +18,11 @@ class LeafStats(eqx.Module):
         second_moment: EMA of ``grad**2``, shape ``param.shape``. No bias
             correction.
         step: number of updates done before this one (0 at the first update).
+        second_moment_decay: the decay ``beta2`` of ``second_moment`` used at
+            this step (a scalar; meta-learned by the ``adafactor`` features),
+            or None when the features component does not state it. A
+            component that needs it (e.g. a bias correction
+            ``v / (1 - beta2**(step + 1))``) raises when it is None.
     """
 
     grad: Float[Array, "..."]
@@ -25,3 +30,4 @@ class LeafStats(eqx.Module):
     momentum: Float[Array, "... n_momenta"]
     second_moment: Float[Array, "..."]
     step: Int[Array, ""]
+    second_moment_decay: Float[Array, ""] | None = None

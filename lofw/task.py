@@ -40,6 +40,13 @@ class AbstractTask(eqx.Module):
         return loss
 
     @property
+    def chance_loss(self) -> float | None:
+        """The loss of a uniform guess (``ln(classes)`` for a classifier,
+        ``ln(vocab)`` for a byte language model), or None when the task has
+        no such reference. Stability reports count the steps above it."""
+        return None
+
+    @property
     def max_meta_loss(self) -> float:
         """Largest value ``normalizer`` returns (``inf`` when unbounded)."""
         return float("inf")

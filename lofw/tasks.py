@@ -45,16 +45,19 @@ def _component(kind: str, spec: Any, where: str) -> tuple[str, dict[str, Any]]:
     return name, kwargs
 
 
-def build_dataset(spec: str | dict[str, Any], where: str = "dataset") -> Any:
-    """Build a registered dataset from ``name`` or ``{name: ..., **kwargs}``."""
+def build_dataset(spec: str | dict[str, Any], where: str = "dataset", *, check_only: bool = False) -> Any:
+    """Build a registered dataset from ``name`` or ``{name: ..., **kwargs}``
+    (``check_only``: validate only, load nothing, return None)."""
     name, kwargs = _component("dataset", spec, where)
-    return construct("dataset", name, kwargs, where)
+    return construct("dataset", name, kwargs, where, check_only=check_only)
 
 
 def build_task(
     spec: str | dict[str, Any] | AbstractTask,
     registry: Registry | None = None,
     where: str | None = None,
+    *,
+    check_only: bool = False,
 ) -> AbstractTask:
     """Build a task from a registry name or an inline spec.
 
@@ -64,6 +67,8 @@ def build_task(
             or an already built task (returned unchanged).
         registry: where names are looked up (default: :func:`lofw.load_registry`).
         where: the place of ``spec`` in its config, for error messages.
+        check_only: validate names and arguments only; load no data, build
+            nothing, return None.
 
     Raises:
         ConfigError: unknown task or dataset name, unknown or ill-typed argument,
@@ -91,7 +96,7 @@ def build_task(
             raise ConfigError(
                 f"{where}: task {name!r} needs a `dataset`; valid choices: {choices(components('dataset'))}"
             )
-        context["dataset"] = build_dataset(kwargs.pop("dataset"), f"{where}.dataset")
+        context["dataset"] = build_dataset(kwargs.pop("dataset"), f"{where}.dataset", check_only=check_only)
     elif "dataset" in kwargs:
         raise ConfigError(f"{where}.dataset: task {name!r} takes no dataset")
-    return construct("task", name, kwargs, where, **context)
+    return construct("task", name, kwargs, where, check_only=check_only, **context)

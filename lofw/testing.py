@@ -92,6 +92,7 @@ def example_stats(shape: tuple[int, ...], key: jax.Array, n_momenta: int = 3) ->
         momentum=0.1 * jax.random.normal(k3, shape + (n_momenta,)),
         second_moment=0.01 * jnp.abs(jax.random.normal(k4, shape)),
         step=jnp.asarray(3, jnp.int32),
+        second_moment_decay=jnp.asarray(0.999, jnp.float32),
     )
 
 

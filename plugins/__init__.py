@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import lofw
 from lofw_plugins.data.digits import Digits
-from lofw_plugins.data.tfds_datasets import CIFAR10, MNIST, FashionMNIST
+from lofw_plugins.data.lm1b import LM1B
+from lofw_plugins.data.python_source import PythonSource
+from lofw_plugins.data.tfds_datasets import CIFAR10, MNIST, FashionMNIST, ImageNet32
 from lofw_plugins.estimators import ES, PES, TBPTT
 from lofw_plugins.features.adafactor import AdafactorFeatures
 from lofw_plugins.nqm.optimizer import DensePreconditioner
@@ -14,8 +16,13 @@ from lofw_plugins.optimizer.magnitudes import Constant, Exp
 from lofw_plugins.optimizer.mlp import MLP
 from lofw_plugins.optimizer.nominal import SGD, Adam, AdamAggMo, AggMo
 from lofw_plugins.optimizer.preconditioners import RMS, Identity
+from lofw_plugins.optimizer.stable_preconditioners import BiasCorrectedRMS, CenteredRMS, ClippedRMS, TensorLimitedRMS
+from lofw_plugins.pretrained import lofw_register_pretrained  # noqa: F401 - the hook of the shipped optimizers
 from lofw_plugins.tasks.conv import Conv
 from lofw_plugins.tasks.image_mlp import ImageMLP
+from lofw_plugins.tasks.lstm_lm import LSTMLM
+from lofw_plugins.tasks.resnet import ResNet
+from lofw_plugins.tasks.transformer_lm import TransformerLM
 
 COMPONENTS = {
     "adafactor": AdafactorFeatures,
@@ -26,6 +33,10 @@ COMPONENTS = {
     "mlp": MLP,
     "rms": RMS,
     "identity": Identity,
+    "centered_rms": CenteredRMS,
+    "clipped_rms": ClippedRMS,
+    "tensor_limited_rms": TensorLimitedRMS,
+    "bias_corrected_rms": BiasCorrectedRMS,
     "exp": Exp,
     "constant": Constant,
     "pes": PES,
@@ -35,8 +46,14 @@ COMPONENTS = {
     "mnist": MNIST,
     "fashion_mnist": FashionMNIST,
     "cifar10": CIFAR10,
+    "imagenet32": ImageNet32,
+    "lm1b": LM1B,
+    "python_source": PythonSource,
     "image_mlp": ImageMLP,
     "conv": Conv,
+    "resnet": ResNet,
+    "lstm_lm": LSTMLM,
+    "transformer_lm": TransformerLM,
     "nqm": NQMTask,
     "dense_preconditioner": DensePreconditioner,
 }

@@ -94,3 +94,24 @@ def mlp(x, weights, biases):
         out += b
         h = np.maximum(out, 0.0) if layer < len(weights) - 1 else out
     return h
+
+
+def reference_update(acc, g, p, t, weights, biases, heads, *, b1, b3, preconditioned):
+    """The whole update of one tensor (star_spec 1.6, paper eqs. 21-22), element by element.
+
+    ``acc`` must already have stepped on ``g``. ``heads`` names the MLP outputs
+    in order; present names switch terms on: ``nominal_magnitude`` -> the
+    nominal term ``b1 exp(1e-3 n) mean_i(m_i) / sqrt(v + 1e-6)``;
+    ``direction`` (+ ``blackbox_magnitude``) -> the blackbox term
+    ``b3 d exp(1e-3 a)``, divided by ``sqrt(v + 1e-6)`` when ``preconditioned``.
+    Returns the additive update ``-(nominal + blackbox)``.
+    """
+    out = mlp(acc.features(g, p, t), weights, biases)
+    head = {name: out[..., i] for i, name in enumerate(heads)}
+    step = np.zeros(acc.shape)
+    if "nominal_magnitude" in head:
+        step += b1 * np.exp(1e-3 * head["nominal_magnitude"]) * np.mean(acc.m, axis=0) * rsqrt(acc.v + 1e-6)
+    if "direction" in head:
+        blackbox = b3 * head["direction"] * np.exp(1e-3 * head["blackbox_magnitude"])
+        step += blackbox * rsqrt(acc.v + 1e-6) if preconditioned else blackbox
+    return -step

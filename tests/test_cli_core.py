@@ -37,3 +37,15 @@ def test_unknown_command_exits_2(capsys):
     except SystemExit as e:
         assert e.code == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_a_closed_pipe_ends_quietly():
+    """`lofw ablate NAME --dry-run | head -1`: no BrokenPipeError traceback."""
+    import subprocess
+    import sys
+
+    code = "import sys; from lofw.cli.main import main; sys.exit(main(['ablate', 'stable_star', '--dry-run']))"
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()                       # the reader is gone before lofw writes
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141 and "Traceback" not in err, err

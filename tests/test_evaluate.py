@@ -138,3 +138,23 @@ def test_task_plugin_is_found_trained_and_evaluated(tmp_path):
         lofw.refresh()
     with pytest.raises(lofw.ConfigError, match="unknown task 'test_bowl'"):
         lofw.meta_train(task={"name": "test_bowl"}, out=tmp_path / "other", progress=False)
+
+
+def test_baseline_tuned_for_n_steps_picks_the_best_mean_over_those_steps():
+    grid, n = (1e-3, 1e-2, 1e-1, 3e-1), 3
+    result = lofw.evaluate(SGD(jnp.float32(0.1)), Bowl(), steps=40, seeds=2, baselines=[f"adam@{n}", "adam@horizon"],
+                           lr_grid=grid, tune_seeds=2)
+    tune_keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.PRNGKey(0), 1_000_000 + i))(jnp.arange(2))
+    means = [np.asarray(train_curves(OptaxBaseline("adam", jnp.float32(lr)), Bowl(), tune_keys, steps=n)).mean()
+             for lr in grid]
+    entry = result.summary["optimizers"][f"adam@{n}"]
+    assert entry["lr"] == grid[int(np.argmin(means))] and entry["tuned_for_steps"] == n
+    assert result.curves[f"adam@{n}"].shape == (2, 40)
+    # an optimizer object's horizon is MetaTrainConfig's default, capped at the evaluated steps
+    assert result.summary["optimizers"]["adam@horizon"]["tuned_for_steps"] == 40
+
+
+@pytest.mark.parametrize("bad", ["adam@0", "adam@x", "sgd@5"])
+def test_bad_baseline_tuning_specs_are_config_errors(bad):
+    with pytest.raises(lofw.ConfigError, match="valid choices: 'adam', 'nadamw', each optionally @N or @horizon"):
+        lofw.evaluate(SGD(jnp.float32(0.1)), Bowl(), baselines=[bad])

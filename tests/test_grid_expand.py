@@ -5,8 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 
+import yaml
+
 from lofw.grid import GridConfig, cell_id, expand_grid, load_grid
-from lofw.grid.expand import set_path
+from lofw.grid.expand import set_path, variant_label
 
 ISSUE_EXAMPLE = {
     "name": "star_weight_decay",
@@ -97,3 +99,25 @@ def test_ids_stable_unique_and_independent_of_other_cells(tmp_path):
     assert [c.id for c in load_grid(_write(tmp_path, explicit, "e.yaml")).cells] == [c.id for c in first.cells]
     # The evaluation default (10x the horizon) is filled in.
     assert first.cells[0].eval.horizons == [1000]
+
+
+def test_zip_labels_name_variants_and_stay_out_of_the_config(tmp_path):
+    grid = {"name": "labelled", "base": {"task": "digits_mlp"},
+            "zip": [{"label": ["star_wd0.1", "bb"], "recipe": ["star", "blackbox"], "outer.weight_decay": [0.1, 0.0]}],
+            "axes": {"horizon": [100, 200]},
+            "seeds": [0]}
+    path = tmp_path / "g.yaml"
+    path.write_text(yaml.safe_dump(grid))
+    cells = load_grid(path).cells
+    assert [variant_label(c.variant) for c in cells] == [
+        "star_wd0.1, horizon=100", "bb, horizon=100", "star_wd0.1, horizon=200", "bb, horizon=200"]
+    assert "label" not in cells[0].resolved["meta_train"]
+    assert (cells[0].config.recipe, cells[0].config.outer.weight_decay) == ("star", 0.1)
+    # the label is cosmetic: renaming it keeps the cell ids
+    grid["zip"][0]["label"] = ["a", "b"]
+    path.write_text(yaml.safe_dump(grid))
+    assert [c.id for c in load_grid(path).cells] == [c.id for c in cells]
+
+
+def test_inline_recipes_get_short_labels():
+    assert variant_label({"recipe": {"extends": "star", "blackbox_scale": 1e-3}}) == "star+blackbox_scale"

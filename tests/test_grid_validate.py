@@ -101,8 +101,8 @@ def test_registry_grids_all_validate(capsys):
     from lofw.registry import load_registry
 
     reg = load_registry()
-    expected = {"quickstart": 3, "star_weight_decay": 110, "fig3_fmnist": 20, "fig3_cifar10": 20,
-                "app_weight_decay": 40, "app_preconditioner": 20, "app_nominal": 20}
+    expected = {"quickstart": 8, "meta_init": 6, "star_weight_decay": 110, "fig3_fmnist": 20, "fig3_cifar10": 20,
+                "app_weight_decay": 40, "app_preconditioner": 20, "app_nominal": 20, "stable_star": 51}
     assert {name: len(load_grid(name, reg).cells) for name in reg.grids} == expected
 
 

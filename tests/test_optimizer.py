@@ -122,7 +122,8 @@ def test_mlp_matches_reference_loops():
 
 
 @pytest.mark.parametrize("recipe, count", [("star", 203), ("blackbox", 197), ("hyperparam", 193),
-                                           ("star_no_precond", 203), ("star_no_nominal", 197)])
+                                           ("star_no_precond", 203), ("star_no_nominal", 197), ("star_stable", 203),
+                                           ("star_small_blackbox", 203), ("star_zero_direction", 203)])
 def test_meta_parameter_counts(recipe, count):
     assert lofw.count_meta_parameters(lofw.build(recipe)) == count
 
@@ -220,3 +221,53 @@ def test_untrained_small_blackbox_star_trains_digits_stably():
     curve = np.asarray(losses(jax.random.PRNGKey(0)))
     assert curve.max() <= curve[0] + 0.1, f"loss rose to {curve.max():.2f} from {curve[0]:.2f}"
     assert curve[-10:].mean() < 0.6 * curve[0]
+
+
+@pytest.mark.parametrize("recipe, heads, preconditioned, has_b1", [
+    ("star", ("direction", "blackbox_magnitude", "nominal_magnitude"), True, True),
+    ("hyperparam", ("nominal_magnitude",), False, True),
+    ("blackbox", ("direction", "blackbox_magnitude"), False, False),
+])
+def test_recipe_updates_match_the_papers_update_in_numpy(recipe, heads, preconditioned, has_b1):
+    """The first three updates of each paper recipe, with meta-parameters fixed
+    here (not lofw's init), against star_reference.reference_update: the
+    features, the MLP, b1 = 1e-3 e^0.3 and the paper's b3 = 1e-3 (Appendix B)."""
+    from star_reference import ReferenceAccumulators, reference_update
+
+    rng = np.random.default_rng(42)
+    sizes = (39, 4, 4, len(heads))
+    weights = [rng.normal(0.0, 2.0 / np.sqrt(i), (i, o)) for i, o in zip(sizes[:-1], sizes[1:])]
+    biases = [rng.normal(0.0, 0.5, (o,)) for o in sizes[1:]]
+    opt = lofw.build(recipe)
+    assert opt.network.heads == heads and opt.blackbox_scale == 1e-3
+    opt = eqx.tree_at(lambda o: (o.network.weights, o.network.biases), opt,
+                      (tuple(jnp.asarray(w, jnp.float32) for w in weights), tuple(jnp.asarray(b, jnp.float32) for b in biases)))
+    if has_b1:
+        opt = eqx.tree_at(lambda o: o.nominal_log_scale, opt, jnp.float32(0.3))
+    params = {"b": jnp.asarray(rng.normal(size=(6,)), jnp.float32), "w": jnp.asarray(rng.normal(size=(4, 6)), jnp.float32)}
+    refs = {k: ReferenceAccumulators(v.shape) for k, v in params.items()}
+    state = opt.init(params)
+    for t in range(3):
+        grads = {k: jnp.asarray(rng.normal(0.0, 0.1 + t, v.shape), jnp.float32) for k, v in params.items()}
+        updates, state = opt.update(grads, state, params)
+        for k in params:
+            refs[k].step(np.asarray(grads[k]))
+            expected = reference_update(refs[k], np.asarray(grads[k]), np.asarray(params[k]), t, weights, biases, heads,
+                                        b1=1e-3 * np.exp(0.3), b3=1e-3, preconditioned=preconditioned)
+            np.testing.assert_allclose(np.asarray(updates[k]), expected, rtol=1e-3, atol=1e-9, err_msg=f"{k}, step {t}")
+        params = jax.tree_util.tree_map(lambda p, u: p + u, params, updates)
+
+
+def test_zero_direction_head_makes_an_untrained_star_a_hyperparam_controller():
+    opt = lofw.build({"extends": "star", "network": {"zero_heads": ["direction"]}}, key=jax.random.PRNGKey(5))
+    params = {"w": jax.random.normal(jax.random.PRNGKey(0), (4, 3))}
+    grads = {"w": jax.random.normal(jax.random.PRNGKey(1), (4, 3))}
+    s = opt.init(params)
+    _, stats, feats = opt.features.update_leaf(grads["w"], params["w"], s.leaves[0], s.step)
+    heads = opt.network(feats)
+    assert np.all(np.asarray(heads["direction"]) == 0.0)
+    assert np.any(np.asarray(heads["nominal_magnitude"]) != 0.0)   # the other heads are drawn as usual
+    nominal = 1e-3 * jnp.exp(1e-3 * heads["nominal_magnitude"]) * jnp.mean(stats.momentum, -1) / jnp.sqrt(stats.second_moment + 1e-6)
+    np.testing.assert_allclose(np.asarray(opt.update(grads, s, params)[0]["w"]), np.asarray(-nominal), rtol=1e-6)
+    with pytest.raises(lofw.ConfigError, match="zero_heads names \\['dir'\\], which are not heads"):
+        lofw.build({"extends": "star", "network": {"zero_heads": ["dir"]}})

@@ -23,7 +23,7 @@ def _curve(kind: str, seed: int) -> np.ndarray:
     t = np.arange(H_EVAL, dtype=np.float64)
     base = 2.0 * np.exp(-t / 30.0) + 0.1 + 0.01 * seed
     if kind == "rises":       # stable until the horizon, then climbs (finite)
-        return base + np.where(t > H_META, (t - H_META) / 20.0, 0.0)
+        return base + np.where(t > H_META, (t - H_META) / 5.0, 0.0)
     if kind == "flat":        # stable, but never learns
         return np.full_like(t, 2.3) + 0.001 * seed
     return base
@@ -62,7 +62,8 @@ def _fake_run(tmp_path):
         target = eval_dir(out, cell.id, H_EVAL)
         target.mkdir(parents=True)
         np.savez(target / "curves.npz", **arrays)
-        write_json(target / "summary.json", {"task": "digits_mlp", "steps": H_EVAL, "optimizers": opt})
+        write_json(target / "summary.json", {"task": "digits_mlp", "steps": H_EVAL, "optimizers": opt,
+                                             "chance_loss": float(np.log(10.0))})
         write_json(folder / "cell_status.json", {"status": "diverged" if any(diverged) else "done"})
     return loaded, out
 
@@ -112,15 +113,29 @@ def test_report_files_rows_numbers_and_stability(tmp_path, capsys):
     kept = np.stack([_curve("diverges", 10 * s + i).astype(np.float32).astype(np.float64)
                      for s in (0, 1) for i in range(SEEDS) if (s, i) != (1, 0)])
     assert float(by["blackbox"]["loss_at_100_mean"]) == pytest.approx(kept[:, -5:].mean(), rel=1e-5)
+    # Stability columns, from the EMA directly: the hyperparam runs climb after the horizon.
+    hyper = np.stack([_curve("rises", 10 * s + i).astype(np.float32).astype(np.float64) for s in (0, 1) for i in range(SEEDS)])
+    smooth = ema(hyper)
+    worst = (smooth[:, H_META - 1:].max(axis=1) / smooth[:, H_META - 1]).max()
+    assert worst > 2 and float(by["hyperparam"]["worst_ratio_mean"]) == pytest.approx(worst, rel=1e-5)
+    assert (by["hyperparam"]["stable_runs"], by["star"]["stable_runs"], by["blackbox"]["stable_runs"]) == ("0", "6", "5")
+    assert by["blackbox"]["nonfinite_runs"] == "1"
+    # flat runs at 2.3 + 0.001 seed: seeds 10-12 sit above ln 10 at all 81 steps from the horizon on
+    assert float(by["star_no_nominal"]["steps_above_chance_mean"]) == pytest.approx(3 * (H_EVAL - H_META + 1) / 6)
+    adam = np.stack([_curve("stable", 100 + i).astype(np.float32).astype(np.float64) for i in range(SEEDS)])
+    ratio = over.mean() / adam[:, :H_META].mean(axis=1).mean()
+    assert float(by["star"]["vs_tuned_Adam_mean"]) == pytest.approx(ratio, rel=1e-5)
     md = (folder / "summary.md").read_text()
     assert "star on digits_mlp: stayed stable past the horizon" in md
+    assert f"Inside the horizon: faster than adam: mean loss over the first {H_META} steps" in md
+    assert "## Per meta-training seed" in md and md.count("\n| digits_mlp | hyperparam | ") == 3
     assert "**blackbox on digits_mlp: did NOT stay stable past the horizon**: 1 of 6 runs diverged" in md
     assert "**hyperparam on digits_mlp: did NOT stay stable past the horizon**: the loss rose" in md
     assert "star_no_nominal on digits_mlp: stayed stable past the horizon" in md
     assert "But it did not train: the loss started at 2.3" in md
     assert "star on digits_mlp: stayed stable past the horizon: loss" in md
     assert md.count("did not train") == 1
-    assert md.count("\n| digits_mlp |") == 5
+    assert md.count("\n| digits_mlp |") == 5 + 8   # the summary rows, then a row per variant and meta-seed
     assert "stayed stable" in capsys.readouterr().out
 
 

@@ -27,6 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--registry", metavar="FILE", help="registry file (default: $LOFW_REGISTRY or the project's)")
     parser.add_argument("--no-report", action="store_true", help="do not write the report at the end")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (log files, CI)")
+    parser.add_argument("--log", action="append", default=[], metavar="LOGGER",
+                        help="also send metrics to this logger plugin, e.g. tensorboard (repeatable; lofw.loggers)")
     parser.add_argument("--no-compile-cache", action="store_true",
                         help="do not keep compiled XLA programs in OUT/.jax_cache (shared by cells, workers and reruns)")
 
@@ -86,23 +88,45 @@ def run(args: argparse.Namespace) -> int:
         _print_cells(loaded, out if (out / "grid.json").is_file() else None)
         print("dry run: nothing was run or written")
         return 0
-    from lofw.grid.runner import prepare, run_cell, run_grid
+    from lofw.grid.runner import HELD, prepare, run_cell, run_grid
+    from lofw.loggers import use_loggers
+    from lofw.meta_train import check_run_config
 
-    if not args.no_compile_cache:
-        _enable_compile_cache(out)
+    matches = [c for c in loaded.cells if c.id == args.cell] if args.cell else loaded.cells
+    if args.cell and not matches:
+        raise ConfigError(f"--cell: no cell {args.cell!r} in grid {loaded.grid.name}; valid choices: "
+                          f"{choices(c.id for c in loaded.cells)}")
+    if not isinstance(existing, dict) and (out / "grid.json").exists():
+        raise ConfigError(
+            f"{out / 'grid.json'}: damaged (not a grid description); nothing was changed. If {out} holds a run "
+            f"of grid {loaded.grid.name!r}, delete that file and run again (it is rewritten from the grid); "
+            "otherwise choose another --out"
+        )
+    checked: set[str] = set()
+    for cell in matches:  # every name and component argument, before anything is created on disk
+        key = cell.config.model_dump_json(include={"recipe", "task", "estimator", "horizon"})
+        if key not in checked:
+            checked.add(key)
+            check_run_config(cell.config, registry, f"{loaded.source}: cell {cell.id} ({cell.overrides})")
+    with use_loggers(args.log):
+        if not args.no_compile_cache:
+            _enable_compile_cache(out)
+        if args.cell:
+            prepare(loaded, out)
+            status = run_cell(loaded, matches[0], out, registry=registry, progress=not args.no_progress)
+            if status == HELD:
+                from lofw.locks import lock_holder
+                from lofw.grid.files import cell_dir
 
-    if args.cell:
-        matches = [c for c in loaded.cells if c.id == args.cell]
-        if not matches:
-            raise ConfigError(f"--cell: no cell {args.cell!r} in grid {loaded.grid.name}; valid choices: "
-                              f"{choices(c.id for c in loaded.cells)}")
-        prepare(loaded, out)
-        status = run_cell(loaded, matches[0], out, registry=registry, progress=not args.no_progress)
-        print(f"cell {args.cell}: {status}")
-        return 0 if status in ("done", "diverged") else 1
-    outcome = run_grid(loaded, out, jobs=args.jobs, registry=registry, progress=not args.no_progress)
+                print(f"cell {args.cell}: held by process {lock_holder(cell_dir(out, args.cell))}; skipped")
+                return 0
+            print(f"cell {args.cell}: {status}")
+            return 0 if status in ("done", "diverged") else 1
+        outcome = run_grid(loaded, out, jobs=args.jobs, registry=registry, progress=not args.no_progress,
+                           log=tuple(args.log))
     counts = ", ".join(f"{n} {s}" for s, n in sorted(outcome.counts.items()))
-    print(f"grid {loaded.grid.name}: {counts} ({outcome.seconds:.0f} s) in {out}", file=sys.stderr)
+    held = f"; {outcome.held} held by another process, skipped" if outcome.held else ""
+    print(f"grid {loaded.grid.name}: {counts}{held} ({outcome.seconds:.0f} s) in {out}", file=sys.stderr)
     if not args.no_report:
         from lofw.grid.report import write_report
 

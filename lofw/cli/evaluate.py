@@ -1,6 +1,7 @@
 """``lofw evaluate``: train fresh task instances with a meta-trained optimizer.
 
     lofw evaluate runs/star --task fmnist_mlp --steps 20000 --seeds 5 --baseline adam
+    lofw evaluate pretrained:star --steps 200 --baseline adam
 
 Writes ``summary.json`` and ``curves.npz`` to ``<run>/eval/<task>-<steps>/``
 (or ``--out``) and prints a summary table.
@@ -12,7 +13,7 @@ import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run", help="a meta-training run folder")
+    parser.add_argument("run", help="a meta-training run folder, or pretrained:NAME (lofw pretrained lists them)")
     parser.add_argument("--task", help="task name in registry.yaml (default: the run's task)")
     parser.add_argument("--steps", type=int, help="inner steps (default: 10x the run's horizon)")
     parser.add_argument("--seeds", type=int, default=5, help="task instances (default: 5)")
@@ -23,17 +24,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", help="output folder (default: <run>/eval/<task>-<steps>)")
     parser.add_argument("--registry", help="registry file (default: $LOFW_REGISTRY or the project's)")
     parser.add_argument("--devices", help="split the seeds over 'all' devices or the first N (default: one device)")
+    parser.add_argument("--log", action="append", default=[], metavar="LOGGER",
+                        help="also send the curves to this logger plugin, e.g. tensorboard (needs an output folder)")
 
 
 def run(args: argparse.Namespace) -> int:
     from lofw.evaluate import evaluate
     from lofw.registry import load_registry
 
+    from lofw.loggers import load_loggers, log_curves, use_loggers
+
     registry = load_registry(args.registry) if args.registry else None
+    load_loggers(args.log)  # an unknown logger fails before anything runs
     result = evaluate(
         args.run, args.task, steps=args.steps, seeds=args.seeds, baselines=args.baseline,
         out=args.out, seed=args.seed, registry=registry, devices=args.devices,
     )
+    if args.log and result.out_dir is not None:
+        with use_loggers(args.log):
+            log_curves(result.out_dir, result.curves)
     s = result.summary
     print(f"task {s['task']}, {s['steps']} steps, {s['seeds']} seeds")
     print(f"{'optimizer':<10} {'final loss':>12} {'mean norm. loss':>16} {'diverged':>9} {'lr':>8}")

@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 #: sub-command -> (module in lofw.cli, one-line help).
 COMMANDS: dict[str, tuple[str, str]] = {
     "plugins": ("plugins", "list the registered components and the plugins that provide them"),
-    "registry": ("registry", "list the recipes, tasks and grids of registry.yaml"),
+    "registry": ("registry", "list the recipes, tasks, grids and suites of registry.yaml"),
     "meta-train": ("meta_train", "meta-train a learned optimizer on a task"),
     "evaluate": ("evaluate", "train fresh task instances with a trained optimizer"),
     "ablate": ("ablate", "run an ablation grid (resumable)"),
+    "generalize": ("generalize", "evaluate optimizers on a task suite against tuned baselines (resumable)"),
     "report": ("report", "plots and summary table of a grid run"),
+    "pretrained": ("pretrained", "list the pretrained optimizers with their model cards; export one from a grid"),
     "nqm": ("nqm", "the noisy quadratic model: stability checks and figures"),
 }
 
@@ -62,6 +65,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"lofw {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader went away (`lofw ablate NAME --dry-run | head`): stop quietly, as cat does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

@@ -36,6 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--registry", help="registry file (default: $LOFW_REGISTRY or the project's)")
     parser.add_argument("--stop-after", type=int, help="stop after this many meta-steps in this call")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--log", action="append", default=[], metavar="LOGGER",
+                        help="also send metrics to this logger plugin, e.g. tensorboard (repeatable; lofw.loggers)")
     scale = parser.add_argument_group("scale out (lofw.distributed)")
     scale.add_argument("--devices", help="shard the particles over 'all' devices or the first N (default: one device; 'all' with --distributed)")
     scale.add_argument("--distributed", action="store_true",
@@ -95,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     from lofw.meta_config import parse_meta_train_config
-    from lofw.meta_train import meta_train
+    from lofw.meta_train import check_run_config, meta_train
     from lofw.registry import load_registry
 
     from lofw.errors import ConfigError
@@ -112,15 +114,19 @@ def run(args: argparse.Namespace) -> int:
     where = args.config or "command line"
     config = parse_meta_train_config(config_from_args(args), where)
     registry = load_registry(args.registry) if args.registry else None
+    check_run_config(config, registry, where)  # every name, before anything is created on disk
     out = args.out
     if out is None:
         name = lambda x: x if isinstance(x, str) else "custom"  # noqa: E731
         out = f"runs/{name(config.recipe)}-{name(config.task)}-{config.estimator.name}"
-    if not args.no_compile_cache:
-        use_compile_cache(Path(out))
-    result = meta_train(
-        config, out=out, registry=registry, progress=not args.no_progress, stop_after=args.stop_after, devices=devices
-    )
+    from lofw.loggers import use_loggers
+
+    with use_loggers(args.log):
+        if not args.no_compile_cache:
+            use_compile_cache(Path(out))
+        result = meta_train(
+            config, out=out, registry=registry, progress=not args.no_progress, stop_after=args.stop_after, devices=devices
+        )
     from lofw.distributed import is_writer
 
     if not is_writer():

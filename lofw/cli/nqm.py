@@ -1,7 +1,8 @@
 """``lofw nqm``: the noisy quadratic model's stability check and figures (paper section 4).
 
-    lofw nqm stability --alpha 0.3 --P "[[0.1, 0], [0, 0.2]]" [--precondition] [--d-max 1.5] [--json]
-    lofw nqm figures --out DIR [--full]
+    lofw nqm stability --alpha 0.3 --P "[[0.1, 0], [0, 0.2]]" [--precondition] [--d-max 1.5]
+                       [--limit 4] [--center] [--json]
+    lofw nqm figures --out DIR [--full] [--only figure1_stabiliser ...]
 """
 
 from __future__ import annotations
@@ -35,6 +36,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     st.add_argument("--d-max", default=None, metavar="JSON",
                     help="Lemma 3: upper limits of the diagonal disturbance (a number or a JSON list); "
                     "P is then read as P~ in P = diag(d) P~")
+    st.add_argument("--limit", type=float, default=None, metavar="K",
+                    help="also report A with the learned gain limited to K alpha, P -> P min(1, K alpha / ||P||_2) "
+                    "(the NQM analogue of the clipped_rms / tensor_limited_rms stabilisers, docs/stable_star.md)")
+    st.add_argument("--center", action="store_true",
+                    help="also report A with P centred, P -> (I - 1 1^T / n) P (the analogue of centered_rms); "
+                    "with --limit, centred first")
     st.add_argument("--json", action="store_true", help="print JSON")
     st.set_defaults(_nqm_run=run_stability)
 
@@ -55,6 +62,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     fg.add_argument("--variance-alphas", type=int, default=None, metavar="N", help="override: alphas of 2a")
     fg.add_argument("--meta-iterations", type=int, default=None, metavar="N",
                     help="override: ES meta-iterations of 2b/2c")
+    fg.add_argument("--only", nargs="+", default=None, metavar="STUDY",
+                    help="run only these studies: figure1, figure1_stabiliser (the stabilisers' view, "
+                    "docs/stable_star.md), figure2a, figure2bc (default: all)")
     fg.set_defaults(_nqm_run=run_figures)
 
 
@@ -115,7 +125,31 @@ def _complex(z) -> list[float]:
     return [float(z.real), float(z.imag)]
 
 
-def stability_report(H, P, alpha: float, precondition: bool = False, d_max=None) -> dict:
+def stabiliser_report(H, P, alpha: float, precondition: bool, limit: float | None, center: bool) -> dict:
+    """``A`` with P after the stabilisers' NQM analogues (:mod:`lofw.nqm.stabilisers`)."""
+    import numpy as np
+
+    from lofw import nqm
+    from lofw.nqm import stabilisers
+
+    P_s = stabilisers.stabilise(P, alpha, limit, center)
+    A = nqm.update_matrix(H, P_s, alpha, precondition=precondition)
+    entry = {
+        "center": center,
+        "limit": limit,
+        "P": P_s.tolist(),
+        "gain_over_alpha": float(np.linalg.norm(P_s, 2) / alpha) if alpha > 0 else None,
+        "eigenvalues_A": [_complex(z) for z in nqm.eigenvalues(A)],
+        "spectral_radius": nqm.spectral_radius(A),
+    }
+    if limit is not None and not precondition:
+        entry["radius_bound"] = stabilisers.limited_radius_bound(H, alpha, limit)
+        entry["symmetric_guarantee"] = stabilisers.limited_symmetric_guarantee(H, alpha, limit)
+    return entry
+
+
+def stability_report(H, P, alpha: float, precondition: bool = False, d_max=None,
+                     limit: float | None = None, center: bool = False) -> dict:
     """Everything ``lofw nqm stability`` prints, as a JSON-able dict."""
     import numpy as np
 
@@ -148,7 +182,7 @@ def stability_report(H, P, alpha: float, precondition: bool = False, d_max=None)
             entry |= {"applicable": True, "lower": c.lower, "upper": c.upper, "holds": c.holds,
                       "guaranteed": c.guaranteed}
         bounds["lemma3"] = entry
-    return {
+    report = {
         "H": H.tolist(),
         "P": P.tolist(),
         "alpha": alpha,
@@ -164,6 +198,9 @@ def stability_report(H, P, alpha: float, precondition: bool = False, d_max=None)
         "lambda_max_H": lam_max_h,
         "bounds": bounds,
     }
+    if limit is not None or center:
+        report["stabilised"] = stabiliser_report(H, P, alpha, precondition, limit, center)
+    return report
 
 
 _NAMES = {"theorem1": "Theorem 1 (eqs. 9-10)", "lemma2": "Lemma 2 (eqs. 9, 13)", "lemma3": "Lemma 3 (eqs. 16-17)"}
@@ -194,6 +231,19 @@ def format_report(r: dict) -> str:
     checks = [b for b in r["bounds"].values() if b.get("applicable", True)]
     if any(b["holds"] and not b["guaranteed"] for b in checks):
         lines.append("note: the bounds are proven for symmetric P only; for this P they guarantee nothing")
+    st = r.get("stabilised")
+    if st is not None:
+        what = " then ".join(w for w in (
+            "centred (I - 1 1^T / n) P" if st["center"] else "",
+            f"gain limited to {st['limit']:g} alpha" if st["limit"] is not None else "") if w)
+        gain = "" if st["gain_over_alpha"] is None else f", ||P||_2 = {st['gain_over_alpha']:.6g} alpha"
+        lines.append(f"stabilised P ({what}{gain}): rho(A) = {st['spectral_radius']:.6g} "
+                     f"(was {radius:.6g}); eigenvalues of A: {', '.join(_fmt(z) for z in st['eigenvalues_A'])}")
+        if "radius_bound" in st:
+            lines.append(f"  any P with ||P||_2 <= {st['limit']:g} alpha: rho(A) <= {st['radius_bound']:.6g}; "
+                         "Theorem 1 for every such symmetric P: "
+                         + ("guaranteed" if st["symmetric_guarantee"] else
+                            "not guaranteed (needs K <= 1 and (1 + K) alpha <= 2 / lambda_max(H))"))
     return "\n".join(lines)
 
 
@@ -212,7 +262,12 @@ def run_stability(args: argparse.Namespace) -> int:
     if not math.isfinite(args.alpha) or args.alpha < 0:
         raise ConfigError(f"--alpha: must be a finite number >= 0 (Theorem 1 assumes alpha >= 0), got {args.alpha}")
     d_max = None if args.d_max is None else parse_d_max(args.d_max)
-    report = stability_report(H, P, float(args.alpha), args.precondition, d_max)
+    if args.limit is not None:
+        if not math.isfinite(args.limit) or args.limit <= 0:
+            raise ConfigError(f"--limit: must be a finite number > 0 (the gain limit K), got {args.limit}")
+        if args.alpha <= 0:
+            raise ConfigError("--limit: the gain is limited to K alpha, so it needs --alpha > 0")
+    report = stability_report(H, P, float(args.alpha), args.precondition, d_max, args.limit, args.center)
     print(json.dumps(report, indent=2) if args.json else format_report(report))
     return 0
 
@@ -239,9 +294,13 @@ def run_figures(args: argparse.Namespace) -> int:
             if value < minimum:
                 raise ConfigError(f"--{option.replace('_', '-')}: must be at least {minimum}, got {value}")
             sizes[key] = value
+    if args.only is not None:
+        unknown = [x for x in args.only if x not in figures.STUDIES]
+        if unknown:
+            raise ConfigError(f"--only: unknown studies {unknown}; valid choices: {', '.join(figures.STUDIES)}")
     paths = figures.make_figures(
         out, full=args.full, sizes=sizes, seed=args.seed, convention=args.alpha_convention,
-        log=lambda msg: print(msg, file=sys.stderr, flush=True),
+        log=lambda msg: print(msg, file=sys.stderr, flush=True), only=args.only,
     )
     for p in paths:
         print(p)

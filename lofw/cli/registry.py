@@ -1,4 +1,4 @@
-"""``lofw registry``: the recipes, tasks, estimators and grids of registry.yaml."""
+"""``lofw registry``: the recipes, tasks, estimators, grids and suites of registry.yaml."""
 
 from __future__ import annotations
 
@@ -36,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
             "tasks": reg.tasks,
             "estimators": reg.estimators,
             "grids": reg.grids,
+            "suites": {n: [e.model_dump(exclude_none=True) for e in s] for n, s in reg.suites.items()},
         }, indent=2))
         return 0
     print(f"registry: {reg.path}\n")
@@ -45,4 +46,7 @@ def run(args: argparse.Namespace) -> int:
         entries = getattr(reg, section)
         if entries:
             print(f"\n{section}: {', '.join(sorted(entries))}")
+    for name, entries in reg.suites.items():
+        tasks = ", ".join(e.task + (f" ({e.steps} steps)" if e.steps else "") for e in entries)
+        print(f"\nsuite {name}: {tasks}")
     return 0

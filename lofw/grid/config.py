@@ -18,7 +18,7 @@ A grid file (YAML, read with a safe loader) looks like::
     exclude:                    # optional: a cell matching every key of an entry is dropped
       - {recipe: blackbox, outer.weight_decay: 1.0}
     seeds: [0, 1, 2, 3, 4]      # meta-training seeds (the `seed` key of base)
-    eval: {horizons: [2000, 20000], seeds: 5, baselines: [adam]}
+    eval: {horizons: [2000, 20000], seeds: 5, baselines: [adam], tasks: fig4_offline}
 
 The number of cells is ``prod(len(axis)) * prod(len(zip group)) - excluded``,
 times ``len(seeds)``.
@@ -42,6 +42,12 @@ class EvalConfig(pydantic.BaseModel):
         seeds: fresh task instances per horizon (one vmapped call).
         baselines: hand-designed optimizers trained on the same instances
             (``adam``: learning rate picked from a half-decade grid).
+        tasks: out-of-distribution tasks every finished cell is also
+            evaluated on (a suite name of ``registry.yaml`` or a list of task
+            names; see :mod:`lofw.grid.ood`), each for the suite's steps or
+            else the longest of ``horizons``, with ``seeds`` and ``baselines``.
+            Not part of a cell's id: adding tasks to a grid that has run
+            keeps its cells and only adds the evaluations.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -49,6 +55,7 @@ class EvalConfig(pydantic.BaseModel):
     horizons: list[pydantic.PositiveInt] = []
     seeds: pydantic.PositiveInt = 5
     baselines: list[str] = ["adam"]
+    tasks: str | list[str] | None = None
 
 
 class GridConfig(pydantic.BaseModel):

@@ -20,6 +20,8 @@ from lofw.grid.config import GridConfig
 
 #: The key of ``base`` that ``seeds:`` sets.
 SEED_KEY = "seed"
+#: A zip group's optional list of short names, one per entry (not a config path).
+LABEL_KEY = "label"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,6 +44,11 @@ class CellSpec:
         return {k: v for k, v in self.overrides.items() if k != SEED_KEY}
 
     @property
+    def settings(self) -> dict[str, Any]:
+        """The overrides that are config paths (without the zip groups' labels)."""
+        return {k: v for k, v in self.overrides.items() if k != LABEL_KEY}
+
+    @property
     def variant_label(self) -> str:
         return variant_label(self.overrides)
 
@@ -50,9 +57,13 @@ def axis_groups(grid: GridConfig) -> list[list[dict[str, Any]]]:
     """Each independent axis as a list of assignments: one per axis, one per zip group."""
     groups = [[{path: value} for value in values] for path, values in grid.axes.items()]
     for group in grid.zip:
-        paths = list(group)
+        paths = [p for p in group if p != LABEL_KEY]
         length = len(group[paths[0]]) if paths else 0
-        groups.append([{p: group[p][i] for p in paths} for i in range(length)])
+        assignments = [{p: group[p][i] for p in paths} for i in range(length)]
+        if LABEL_KEY in group:
+            for i, assignment in enumerate(assignments):
+                assignment[LABEL_KEY] = [[str(group[LABEL_KEY][i]), paths]]
+        groups.append(assignments)
     return groups
 
 
@@ -90,7 +101,10 @@ def expand_grid(grid: GridConfig) -> list[CellSpec]:
     for combo in itertools.product(*axis_groups(grid)):
         overrides: dict[str, Any] = {}
         for assignment in combo:
+            labels = overrides.get(LABEL_KEY, []) + assignment.get(LABEL_KEY, [])
             overrides.update(assignment)
+            if labels:
+                overrides[LABEL_KEY] = labels
         if not is_excluded(overrides, grid.exclude):
             variants.append(overrides)
     cells = []
@@ -99,7 +113,8 @@ def expand_grid(grid: GridConfig) -> list[CellSpec]:
             full = {**overrides, SEED_KEY: seed}
             config = dict(grid.base)
             for path, value in full.items():
-                config = set_path(config, path, value)
+                if path != LABEL_KEY:
+                    config = set_path(config, path, value)
             cells.append(CellSpec(index=len(cells), overrides=full, config=config))
     return cells
 
@@ -118,15 +133,21 @@ def cell_id(resolved: Any) -> str:
 
 def variant_label(variant: Mapping[str, Any]) -> str:
     """A short human label such as ``star, outer.weight_decay=0.1`` (a recipe
-    is shown by its name alone)."""
-    if not variant:
-        return "base"
-    return ", ".join(_short(v) if k == "recipe" else f"{k}={_short(v)}" for k, v in variant.items())
+    is shown by its name alone; the paths of a labelled zip group by its label)."""
+    named = variant.get(LABEL_KEY, [])
+    hidden = {p for _, paths in named for p in paths} | {LABEL_KEY}
+    parts = [label for label, _ in named]
+    parts += [_short(v) if k == "recipe" else f"{k}={_short(v)}" for k, v in variant.items() if k not in hidden]
+    return ", ".join(parts) if parts else "base"
 
 
 def _short(value: Any) -> str:
+    """A value in a few characters: a name, ``star+blackbox_scale`` for an
+    inline recipe extending ``star``, ``pes(...)`` for a component spec."""
     if isinstance(value, str):
         return value
     if isinstance(value, Mapping) and "name" in value:
         return str(value["name"]) + "(...)"
+    if isinstance(value, Mapping) and "extends" in value:
+        return "+".join([str(value["extends"]), *(str(k) for k in value if k != "extends")])
     return canonical_json(value) if isinstance(value, (dict, list)) else repr(value)

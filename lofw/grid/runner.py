@@ -21,6 +21,14 @@ group in expansion order.
 With ``jobs > 1`` cells run in that many worker processes, each a plain
 ``python -m lofw.cli.main ablate SPEC --out OUT --cell ID`` whose output goes to
 the cell's ``log.txt``.
+
+One writer per cell: a cell is run under its folder's lock
+(:mod:`lofw.locks`), so several ``lofw ablate`` processes (or hosts sharing
+the folder) can work on one grid: a cell held by another process is skipped
+(status :data:`HELD`) and the others are run. Damaged files are repaired
+from what is known: a ``cell.json`` is rewritten from the grid spec (its id
+is the hash of its contents), an unreadable evaluation ``summary.json`` is
+evaluated again, each with a warning.
 """
 
 from __future__ import annotations
@@ -40,6 +48,7 @@ from lofw.grid.expand import canonical_json, variant_label
 from lofw.grid.files import (
     FINISHED, cell_dir, eval_dir, read_json, read_jsonl, run_dir, write_json,
 )
+from lofw.grid.ood import ood_complete, run_ood
 from lofw.grid.validate import Cell, LoadedGrid
 from lofw.registry import Registry
 
@@ -47,6 +56,8 @@ from lofw.registry import Registry
 LEARNED = "learned"
 #: Evaluation seed shared by every cell (common random numbers).
 EVAL_SEED = 0
+#: What :func:`run_cell` returns for a cell another process holds.
+HELD = "held"
 
 
 def _say(message: str) -> None:
@@ -72,10 +83,14 @@ def cell_label(cell: Cell) -> str:
     return f"{variant_label(cell.variant)}, seed={cell.config.seed}"
 
 
-def _eval_complete(out: Path, cell: Cell, steps: int, baselines: tuple[str, ...]) -> dict[str, Any] | None:
+def _eval_complete(
+    out: Path, cell: Cell, steps: int, baselines: tuple[str, ...], warn: bool = False
+) -> dict[str, Any] | None:
     folder = eval_dir(out, cell.id, steps)
     summary = read_json(folder / "summary.json")
     if not isinstance(summary, dict) or not (folder / "curves.npz").is_file():
+        if warn and (folder / "summary.json").exists():
+            _say(f"  warning: {folder / 'summary.json'} is damaged (not a JSON summary); evaluating again")
         return None
     names = set(summary.get("optimizers", {}))
     return summary if {LEARNED, *baselines} <= names else None
@@ -86,7 +101,8 @@ def is_finished(out: Path, cell: Cell, baselines: tuple[str, ...] = ()) -> bool:
     status = read_json(cell_dir(out, cell.id) / "cell_status.json") or {}
     if status.get("status") not in FINISHED:
         return False
-    return all(_eval_complete(out, cell, h, baselines) is not None for h in cell.eval.horizons)
+    return all(_eval_complete(out, cell, h, baselines) is not None for h in cell.eval.horizons) \
+        and ood_complete(out, cell, baselines)
 
 
 def cell_status(out: Path, cell: Cell) -> str:
@@ -117,7 +133,12 @@ def prepare(loaded: LoadedGrid, out: Path) -> None:
     })
     for cell in loaded.cells:
         folder = cell_dir(out, cell.id)
-        if not (folder / "cell.json").is_file():
+        stored = read_json(folder / "cell.json")
+        if (folder / "cell.json").exists() and (not isinstance(stored, dict) or stored.get("id") != cell.id):
+            _say(f"warning: {folder / 'cell.json'} is damaged; rewritten from the grid spec "
+                 f"(the folder name {cell.id} is the hash of its contents)")
+            stored = None
+        if stored is None:
             write_json(folder / "cell.json", {
                 "id": cell.id, "grid": loaded.grid.name, "index": cell.index,
                 "overrides": cell.overrides, "variant": variant_label(cell.variant),
@@ -156,13 +177,32 @@ def run_cell(
         progress: show meta-training's progress bar.
         baselines: baselines this cell trains (default: from :func:`baseline_owners`).
     """
-    from lofw.evaluate import evaluate
-    from lofw.meta_train import meta_train
+    from lofw.locks import FolderBusyError, folder_lock
 
     out = Path(out)
     if baselines is None:
         baselines = baseline_owners(loaded.cells).get(cell.id, ())
     folder = cell_dir(out, cell.id)
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        lock = folder_lock(folder, "this grid cell")
+        lock.__enter__()
+    except FolderBusyError as e:
+        if progress:
+            _say(f"  cell {cell.id} is held by process {e.pid}; skipped")
+        return HELD
+    try:
+        if is_finished(out, cell, baselines):  # another process finished it meanwhile
+            return cell_status(out, cell)
+        return _run_locked(cell, out, folder, registry, progress, baselines)
+    finally:
+        lock.__exit__(None, None, None)
+
+
+def _run_locked(cell: Cell, out: Path, folder: Path, registry, progress: bool, baselines: tuple[str, ...]) -> str:
+    from lofw.evaluate import evaluate
+    from lofw.meta_train import meta_train
+
     previous = read_json(folder / "cell_status.json") or {}
     _set_status(folder, "running", attempts=int(previous.get("attempts", 0)) + 1, error=None, pid=os.getpid())
     start = time.time()
@@ -174,7 +214,7 @@ def run_cell(
         diverged = {}
         meta_ok = _finite_metrics(read_jsonl(run / "metrics.jsonl"))
         for steps in cell.eval.horizons:
-            summary = _eval_complete(out, cell, steps, baselines)
+            summary = _eval_complete(out, cell, steps, baselines, warn=True)
             if summary is None:
                 if progress:
                     _say(f"  evaluating {steps} steps x {cell.eval.seeds} seeds"
@@ -182,14 +222,18 @@ def run_cell(
                 target = eval_dir(out, cell.id, steps)
                 scratch = target.with_name(target.name + ".partial")
                 shutil.rmtree(scratch, ignore_errors=True)
-                evaluate(run, steps=steps, seeds=cell.eval.seeds, baselines=list(baselines),
-                         out=scratch, seed=EVAL_SEED, registry=registry)
+                result = evaluate(run, steps=steps, seeds=cell.eval.seeds, baselines=list(baselines),
+                                  out=scratch, seed=EVAL_SEED, registry=registry)
                 shutil.rmtree(target, ignore_errors=True)
                 os.replace(scratch, target)
+                from lofw.loggers import log_curves
+
+                log_curves(target, getattr(result, "curves", None))
                 summary = _eval_complete(out, cell, steps, baselines)
                 if summary is None:
                     raise RuntimeError(f"lofw.evaluate wrote no complete summary in {target}")
             diverged[str(steps)] = int(summary["optimizers"][LEARNED].get("n_diverged", 0))
+        run_ood(out, cell, baselines, registry, _say if progress else None)  # eval.tasks (lofw.grid.ood)
         status = "diverged" if (not meta_ok or any(diverged.values())) else "done"
         _set_status(folder, status, seconds=time.time() - start, meta_loss_finite=meta_ok,
                     eval_diverged=diverged, pid=None)
@@ -211,10 +255,12 @@ class GridOutcome:
 
     counts: dict[str, int]
     seconds: float
+    held: int = 0
 
     @property
     def ok(self) -> bool:
-        return self.counts.get("failed", 0) == 0 and self.counts.get("running", 0) == 0
+        """No cell failed, and every unfinished cell is held by another process."""
+        return self.counts.get("failed", 0) == 0 and self.counts.get("running", 0) <= self.held
 
 
 def run_grid(
@@ -224,8 +270,13 @@ def run_grid(
     registry: Registry | None = None,
     progress: bool = True,
     say: Callable[[str], None] = _say,
+    log: tuple[str, ...] = (),
 ) -> GridOutcome:
-    """Run every unfinished cell of ``loaded`` into ``out`` (see module docstring)."""
+    """Run every unfinished cell of ``loaded`` into ``out`` (see module docstring).
+
+    ``log`` names metrics loggers (:mod:`lofw.loggers`) that worker processes
+    enable too (``--jobs``); in this process the caller enables them.
+    """
     out = Path(out)
     start = time.time()
     prepare(loaded, out)
@@ -233,59 +284,82 @@ def run_grid(
     todo = [c for c in loaded.cells if not is_finished(out, c, owners.get(c.id, ()))]
     total = len(loaded.cells)
     say(f"grid {loaded.grid.name}: {total} cells, {total - len(todo)} finished, {len(todo)} to run -> {out}")
+    held: set[str] = set()
     if jobs <= 1:
         for k, cell in enumerate(todo, 1):
             say(f"[{k}/{len(todo)}] cell {cell.id} ({cell_label(cell)})")
             t0 = time.time()
             status = run_cell(loaded, cell, out, registry=registry, progress=progress, baselines=owners.get(cell.id, ()))
+            if status == HELD:
+                held.add(cell.id)
+                say(f"[{k}/{len(todo)}] cell {cell.id}: held by another process, skipped")
+                continue
             say(f"[{k}/{len(todo)}] cell {cell.id}: {status} in {time.time() - t0:.0f} s")
     else:
-        _run_workers(loaded, out, todo, jobs, say, registry)
+        held = _run_workers(loaded, out, todo, jobs, say, registry, log)
     counts: dict[str, int] = {}
     for cell in loaded.cells:
         s = cell_status(out, cell)
         counts[s] = counts.get(s, 0) + 1
-    return GridOutcome(counts=counts, seconds=time.time() - start)
+    return GridOutcome(counts=counts, seconds=time.time() - start, held=len(held))
 
 
-def worker_command(loaded: LoadedGrid, out: Path, cell: Cell, registry: Registry | None = None) -> list[str]:
+def worker_command(
+    loaded: LoadedGrid, out: Path, cell: Cell, registry: Registry | None = None, log: tuple[str, ...] = ()
+) -> list[str]:
     """The command line of a worker process that runs one cell."""
     command = [sys.executable, "-m", "lofw.cli.main", "ablate", loaded.spec, "--out", str(out),
                "--cell", cell.id, "--no-report", "--no-progress"]
     if registry is not None and registry.path is not None:
         command += ["--registry", str(registry.path)]
+    for name in log:
+        command += ["--log", name]
     return command
 
 
 def _run_workers(
-    loaded: LoadedGrid, out: Path, todo: list[Cell], jobs: int, say: Callable[[str], None], registry: Registry | None
-) -> None:
+    loaded: LoadedGrid, out: Path, todo: list[Cell], jobs: int, say: Callable[[str], None],
+    registry: Registry | None, log: tuple[str, ...] = (),
+) -> set[str]:
+    from lofw.locks import lock_holder
+
     pending = list(todo)
     running: dict[str, tuple[subprocess.Popen, Cell, Any, float]] = {}
+    held: set[str] = set()
     done = 0
     try:
         while pending or running:
             while pending and len(running) < jobs:
                 cell = pending.pop(0)
                 folder = cell_dir(out, cell.id)
-                log = open(folder / "log.txt", "a")
-                proc = subprocess.Popen(worker_command(loaded, out, cell, registry), stdout=log, stderr=subprocess.STDOUT)
-                running[cell.id] = (proc, cell, log, time.time())
+                holder = lock_holder(folder)
+                if holder is not None:
+                    held.add(cell.id)
+                    say(f"cell {cell.id} ({cell_label(cell)}): held by process {holder}, skipped")
+                    continue
+                log_file = open(folder / "log.txt", "a")
+                proc = subprocess.Popen(worker_command(loaded, out, cell, registry, log), stdout=log_file,
+                                        stderr=subprocess.STDOUT)
+                running[cell.id] = (proc, cell, log_file, time.time())
                 say(f"started cell {cell.id} ({cell_label(cell)}) in worker pid {proc.pid}")
             time.sleep(0.2)
-            for cid, (proc, cell, log, t0) in list(running.items()):
+            for cid, (proc, cell, log_file, t0) in list(running.items()):
                 if proc.poll() is None:
                     continue
-                log.close()
+                log_file.close()
                 del running[cid]
                 done += 1
                 status = cell_status(out, cell)
-                if proc.returncode != 0 and status not in FINISHED:
+                if proc.returncode == 0 and status == "running" and lock_holder(cell_dir(out, cid)) is not None:
+                    held.add(cid)
+                    status = "held by another process, skipped"
+                elif proc.returncode != 0 and status not in FINISHED:
                     status = f"failed (worker exit {proc.returncode}; see {cell_dir(out, cid) / 'log.txt'})"
                     if cell_status(out, cell) == "running":
                         _set_status(cell_dir(out, cid), "failed", error=f"worker exit {proc.returncode}", pid=None)
                 say(f"[{done}/{len(todo)}] cell {cid} ({cell_label(cell)}): {status} in {time.time() - t0:.0f} s")
     finally:
-        for proc, _, log, _ in running.values():
+        for proc, _, log_file, _ in running.values():
             proc.terminate()
-            log.close()
+            log_file.close()
+    return held

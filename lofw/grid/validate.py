@@ -9,7 +9,8 @@ file (:class:`GridConfig`), dotted paths of ``axes``/``zip``/``exclude`` that
 do not exist in ``base`` (a :class:`lofw.meta_config.MetaTrainConfig`), empty
 axes, zip groups of unequal lengths, exclude entries that match no axis
 value, every expanded cell against ``MetaTrainConfig`` (types, horizon >=
-truncation), and the names of recipes, tasks, estimators and baselines.
+truncation), the names of recipes, tasks, estimators and baselines, and
+``eval.tasks`` (a suite or task names of the registry).
 """
 
 from __future__ import annotations
@@ -22,14 +23,11 @@ import pydantic
 
 from lofw.errors import ConfigError, choices
 from lofw.grid.config import EvalConfig, GridConfig
-from lofw.grid.expand import SEED_KEY, CellSpec, axis_groups, cell_id, expand_grid
+from lofw.grid.expand import LABEL_KEY, SEED_KEY, CellSpec, axis_groups, cell_id, expand_grid
 from lofw.meta_config import MetaTrainConfig
 from lofw.recipes import parse_recipe, resolve_recipe
 from lofw.validation import format_validation_error, model_at, model_in
 from lofw.registry import Registry, load_registry, read_yaml
-
-#: Baselines the evaluator knows when :mod:`lofw.evaluate` does not say.
-DEFAULT_BASELINES = ("adam", "nadamw")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +50,7 @@ class Cell:
     config: MetaTrainConfig
     eval: EvalConfig
     resolved: dict[str, Any]
+    ood: tuple = ()   # lofw.grid.ood.OodTask per eval.tasks entry
 
     @property
     def variant(self) -> dict[str, Any]:
@@ -66,14 +65,6 @@ class LoadedGrid:
     source: str
     spec: str
     cells: list[Cell]
-
-
-def known_baselines() -> tuple[str, ...]:
-    try:
-        from lofw.evaluate import BASELINES  # type: ignore[attr-defined]
-    except ImportError:
-        return DEFAULT_BASELINES
-    return tuple(BASELINES)
 
 
 def read_grid_source(spec: str | Path, registry: Registry) -> tuple[Any, str]:
@@ -134,7 +125,10 @@ def validate_grid(data: Any, source: str, registry: Registry, spec: str = "") ->
     specs = expand_grid(grid)
     if not specs:
         raise ConfigError(f"{source}: exclude: the exclude entries remove every cell of the grid")
-    cells = [_validate_cell(grid, spec_, source, registry) for spec_ in specs]
+    from lofw.grid.ood import resolve_eval_tasks
+
+    ood = resolve_eval_tasks(grid.eval.tasks, source, registry)
+    cells = [dataclasses.replace(_validate_cell(grid, spec_, source, registry), ood=ood) for spec_ in specs]
     return LoadedGrid(grid=grid, source=source, spec=spec or source, cells=cells)
 
 
@@ -208,7 +202,15 @@ def _check_axes(grid: GridConfig, source: str) -> None:
         if len(set(lengths.values())) > 1:
             listed = ", ".join(f"{p} has {n}" for p, n in lengths.items())
             raise ConfigError(f"{source}: zip[{g}]: lists of unequal lengths ({listed}); zipped lists must be equally long")
+        if LABEL_KEY in group:
+            labels = group[LABEL_KEY]
+            if len(group) < 2:
+                raise ConfigError(f"{source}: zip[{g}].{LABEL_KEY}: names no values; zip it with dotted paths")
+            if not all(isinstance(x, str) and x for x in labels) or len(set(labels)) != len(labels):
+                raise ConfigError(f"{source}: zip[{g}].{LABEL_KEY}: give distinct, non-empty strings, one per entry; got {labels!r}")
         for path, values in group.items():
+            if path == LABEL_KEY:
+                continue
             if not values:
                 raise ConfigError(f"{source}: zip[{g}].{path}: empty list; give at least one value")
             claim(path, f"zip[{g}].{path}")
@@ -218,7 +220,8 @@ def _check_axes(grid: GridConfig, source: str) -> None:
     for group in axis_groups(grid):
         for assignment in group:
             for path, value in assignment.items():
-                values_of.setdefault(path, []).append(value)
+                if path != LABEL_KEY:
+                    values_of.setdefault(path, []).append(value)
     for e, entry in enumerate(grid.exclude):
         if not entry:
             raise ConfigError(f"{source}: exclude[{e}]: empty entry (it would exclude every cell)")
@@ -232,10 +235,10 @@ def _check_axes(grid: GridConfig, source: str) -> None:
                     f"{source}: exclude[{e}].{path}: {value!r} matches no value of the axis; "
                     f"valid choices: {', '.join(repr(v) for v in values_of[path])}"
                 )
-    names = known_baselines()
+    from lofw.evaluate import parse_baseline
+
     for b, baseline in enumerate(grid.eval.baselines):
-        if baseline not in names:
-            raise ConfigError(f"{source}: eval.baselines[{b}]: unknown baseline {baseline!r}; valid choices: {choices(names)}")
+        parse_baseline(baseline, where=f"{source}: eval.baselines[{b}]")
 
 
 # --- one cell ----------------------------------------------------------------------------------
@@ -279,7 +282,7 @@ def _validate_cell(grid: GridConfig, spec: CellSpec, source: str, registry: Regi
         evaluation = evaluation.model_copy(update={"horizons": [10 * config.horizon]})
     resolved = {
         "meta_train": config.model_dump(mode="json"),
-        "eval": evaluation.model_dump(mode="json"),
+        "eval": evaluation.model_dump(mode="json", exclude={"tasks"}),  # not in the id: see EvalConfig
         "recipe": resolved_recipe,
         "task": resolved_task,
     }

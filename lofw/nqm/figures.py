@@ -12,20 +12,24 @@ import csv
 import json
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
-from lofw.nqm import studies
+from lofw.nqm import stabilisers, studies
 
 #: Study sizes: quick defaults, and the paper's setting (Appendix B.1).
 DEFAULT_SETTINGS = {"variance_alphas": 25, "variance_seeds": 100, "meta_iterations": 20_000, "meta_seeds": 5}
 FULL_SETTINGS = {"variance_alphas": 50, "variance_seeds": 500, "meta_iterations": 100_000, "meta_seeds": 5}
 
 FIGURE1 = "nqm_fig1_eigenvalues"
+FIGURE1_STABILISER = "nqm_fig1_stabiliser"
 FIGURE2A = "nqm_fig2a_gradient_variance"
 FIGURE2B = "nqm_fig2b_eigenvalues"
 FIGURE2C = "nqm_fig2c_meta_loss"
+#: The studies of :func:`make_figures`: Figure 1, the stabilisers' Figure 1 view
+#: (docs/stable_star.md), Figure 2a, Figures 2b/2c.
+STUDIES = ("figure1", "figure1_stabiliser", "figure2a", "figure2bc")
 
 
 def _figure(width: float, height: float, ncols: int = 1):
@@ -55,8 +59,9 @@ def _complex_list(z: np.ndarray) -> list[list[float]]:
     return [[float(v.real), float(v.imag)] for v in np.ravel(z)]
 
 
-def write_figure1(out: Path, study: dict) -> list[Path]:
-    """Figure 1: four panels of eigenvalues of A in the complex plane."""
+def write_figure1(out: Path, study: dict, name: str = FIGURE1) -> list[Path]:
+    """Figure 1: four panels of eigenvalues of A in the complex plane (also the
+    stabilisers' view, :func:`lofw.nqm.stabilisers.stabiliser_study`, as ``name``)."""
     import matplotlib.patches as mpatches
 
     panels = study["panels"]
@@ -93,9 +98,9 @@ def write_figure1(out: Path, study: dict) -> list[Path]:
             for p in panels
         ],
     }
-    json_path = out / f"{FIGURE1}.json"
+    json_path = out / f"{name}.json"
     json_path.write_text(json.dumps(data, indent=1))
-    return [_save(fig, out / f"{FIGURE1}.png"), json_path]
+    return [_save(fig, out / f"{name}.png"), json_path]
 
 
 def write_figure2a(out: Path, study: dict) -> list[Path]:
@@ -189,6 +194,7 @@ def make_figures(
     seed: int = 0,
     convention: str = "bound",
     log: Callable[[str], None] = lambda msg: None,
+    only: Sequence[str] | None = None,
 ) -> list[Path]:
     """Run the studies of Figures 1, 2a, 2b and 2c and write them to ``out_dir``.
 
@@ -201,6 +207,7 @@ def make_figures(
         convention: how Figure 2b/2c's alpha values are read (see
             :func:`lofw.nqm.studies.alphas_from_fractions`).
         log: receives one progress line per study.
+        only: the studies to run, a subset of :data:`STUDIES` (default all).
 
     Returns:
         The files written: a PNG per panel, its CSV/JSON, and ``nqm_figures.json``
@@ -212,39 +219,54 @@ def make_figures(
     unknown = set(sizes) - set(DEFAULT_SETTINGS)
     if unknown:
         raise ValueError(f"unknown sizes {sorted(unknown)}; valid: {sorted(DEFAULT_SETTINGS)}")
+    chosen = tuple(STUDIES if only is None else only)
+    if set(chosen) - set(STUDIES) or not chosen:
+        raise ValueError(f"unknown or no studies {list(chosen)}; valid: {list(STUDIES)}")
     files: list[Path] = []
     timings = {}
+    fig1 = var = meta = stab = None
 
-    t0 = time.perf_counter()
-    fig1 = studies.intervention_study(seed=seed)
-    files += write_figure1(out, fig1)
-    timings["figure1"] = time.perf_counter() - t0
-    log(f"figure 1 (interventions) in {timings['figure1']:.1f}s")
+    if "figure1" in chosen:
+        t0 = time.perf_counter()
+        fig1 = studies.intervention_study(seed=seed)
+        files += write_figure1(out, fig1)
+        timings["figure1"] = time.perf_counter() - t0
+        log(f"figure 1 (interventions) in {timings['figure1']:.1f}s")
 
-    t0 = time.perf_counter()
-    var = studies.variance_study(n_alphas=sizes["variance_alphas"], n_seeds=sizes["variance_seeds"], seed=seed)
-    files += write_figure2a(out, var)
-    timings["figure2a"] = time.perf_counter() - t0
-    log(f"figure 2a (meta-gradient variance) in {timings['figure2a']:.1f}s")
+    if "figure1_stabiliser" in chosen:
+        t0 = time.perf_counter()
+        stab = stabilisers.stabiliser_study(seed=seed)
+        files += write_figure1(out, stab, FIGURE1_STABILISER)
+        timings["figure1_stabiliser"] = time.perf_counter() - t0
+        log(f"figure 1, stabilisers (gain limit, centring) in {timings['figure1_stabiliser']:.1f}s")
 
-    t0 = time.perf_counter()
-    meta = studies.meta_training_study(n_seeds=sizes["meta_seeds"], n_iterations=sizes["meta_iterations"],
-                                       seed=seed, convention=convention)
-    files += write_figure2bc(out, meta)
-    timings["figure2bc"] = time.perf_counter() - t0
-    log(f"figures 2b, 2c (ES meta-training) in {timings['figure2bc']:.1f}s")
+    if "figure2a" in chosen:
+        t0 = time.perf_counter()
+        var = studies.variance_study(n_alphas=sizes["variance_alphas"], n_seeds=sizes["variance_seeds"], seed=seed)
+        files += write_figure2a(out, var)
+        timings["figure2a"] = time.perf_counter() - t0
+        log(f"figure 2a (meta-gradient variance) in {timings['figure2a']:.1f}s")
+
+    if "figure2bc" in chosen:
+        t0 = time.perf_counter()
+        meta = studies.meta_training_study(n_seeds=sizes["meta_seeds"], n_iterations=sizes["meta_iterations"],
+                                           seed=seed, convention=convention)
+        files += write_figure2bc(out, meta)
+        timings["figure2bc"] = time.perf_counter() - t0
+        log(f"figures 2b, 2c (ES meta-training) in {timings['figure2bc']:.1f}s")
 
     summary = out / "nqm_figures.json"
     summary.write_text(json.dumps({
         "full": full,
         "seed": seed,
         "sizes": sizes,
-        "figure1": fig1["settings"],
-        "figure2a": var["settings"] | {"horizons": var["horizons"].tolist()},
-        "figure2bc": meta["settings"] | {"alpha_fractions": meta["alpha_fractions"].tolist(),
-                                         "alphas": meta["alphas"].tolist(),
-                                         "optimal_expected_loss": meta["optimum"],
-                                         "ema": studies.PAPER_EMA},
+        "figure1": fig1 and fig1["settings"],
+        "figure1_stabiliser": stab and stab["settings"],
+        "figure2a": var and var["settings"] | {"horizons": var["horizons"].tolist()},
+        "figure2bc": meta and meta["settings"] | {"alpha_fractions": meta["alpha_fractions"].tolist(),
+                                                  "alphas": meta["alphas"].tolist(),
+                                                  "optimal_expected_loss": meta["optimum"],
+                                                  "ema": studies.PAPER_EMA},
         "timings_s": timings,
         "files": [p.name for p in files],
     }, indent=2))

@@ -12,16 +12,25 @@ CIFAR-10 binary release (``cifar-10-binary.tar.gz``): files of 3073-byte
 records, ``[label, 1024 red, 1024 green, 1024 blue]`` with each plane a 32x32
 image in row-major order. The number of records is the file size / 3073;
 nothing here assumes the official counts. Downloaded pickles are never used.
+
+Downsampled ImageNet 32x32 (Chrabaszcz, Loshchilov and Hutter 2017), npz
+release: ``train_data_batch_1..10.npz`` and ``val_data.npz``, each with
+``data`` (``uint8 [N, 3072]``: 1024 red, 1024 green, 1024 blue values, each
+plane a 32x32 image in row-major order) and ``labels`` (``N`` integers, 1-based,
+1..1000). Read with ``np.load(allow_pickle=False)``.
 """
 
 from __future__ import annotations
 
 import gzip
+import io
 
 import numpy as np
 
 IDX_UBYTE = 0x08
 CIFAR10_RECORD = 1 + 3 * 32 * 32
+IMAGENET32_PIXELS = 3 * 32 * 32
+IMAGENET_CLASSES = 1000
 
 
 class RawFormatError(ValueError):
@@ -68,3 +77,20 @@ def parse_cifar10(data: bytes, what: str = "CIFAR-10 batch") -> tuple[np.ndarray
     images = records[:, 1:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
     return np.ascontiguousarray(images), records[:, 0].astype(np.int64)
 
+
+def parse_imagenet32_npz(data: bytes, what: str = "ImageNet32 batch") -> tuple[np.ndarray, np.ndarray]:
+    """Images ``uint8 [N, 32, 32, 3]`` and 0-based labels ``int64 [N]`` from one npz batch."""
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+            x, y = np.asarray(npz["data"]), np.asarray(npz["labels"])
+    except (OSError, ValueError, KeyError) as e:
+        raise RawFormatError(f"{what}: not an npz file with arrays 'data' and 'labels' ({e})") from None
+    if x.dtype != np.uint8 or x.ndim != 2 or x.shape[1] != IMAGENET32_PIXELS:
+        raise RawFormatError(f"{what}: 'data' is {x.dtype} {x.shape}, expected uint8 [N, {IMAGENET32_PIXELS}]")
+    y = y.reshape(-1).astype(np.int64)
+    if len(y) != len(x):
+        raise RawFormatError(f"{what}: {len(x)} images but {len(y)} labels")
+    if len(y) and (y.min() < 1 or y.max() > IMAGENET_CLASSES):
+        raise RawFormatError(f"{what}: labels must be 1..{IMAGENET_CLASSES} (1-based), got {y.min()}..{y.max()}")
+    images = x.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    return np.ascontiguousarray(images), y - 1

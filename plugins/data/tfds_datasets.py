@@ -1,4 +1,4 @@
-"""The ``mnist``, ``fashion_mnist`` and ``cifar10`` datasets, through lofw's tfds builders.
+"""The ``mnist``, ``fashion_mnist``, ``cifar10`` and ``imagenet32`` datasets, through lofw's tfds builders.
 
 Where the data lives: the tfds data folder is ``data_dir`` if given, else
 ``$TFDS_DATA_DIR``, else ``~/tensorflow_datasets``. A prepared dataset sits in
@@ -10,8 +10,10 @@ manager. When neither works, construction fails at once (no retry loop) with
 
 Splits: ``train`` / ``inner_valid`` / ``outer_valid`` are the first 80%, the
 next 10% and the last 10% of the original train set in file order; ``test``
-is the original test set. Pixels are stored as ``uint8`` and divided by 255
-per batch.
+is the original test set (ImageNet32: ``val_data``). Pixels are stored as
+``uint8`` and divided by 255 per batch. ImageNet32 cannot be downloaded
+(image-net.org needs a login): without its files in the manual folder it
+fails at once, whatever ``download`` says.
 """
 
 from __future__ import annotations
@@ -93,6 +95,14 @@ def _prepare(source: RawSource, data_dir: Path, manual: Path, download: bool) ->
         return
     from_manual = source.find_in(manual) is not None
     if not from_manual:
+        if not source.downloadable:
+            raise DatasetUnavailableError(
+                unavailable_message(
+                    source, data_dir, manual,
+                    f"its files are not in the manual folder (they cannot be downloaded automatically: "
+                    f"get them by hand from {source.base_url})",
+                )
+            )
         if not download:
             raise DatasetUnavailableError(
                 unavailable_message(source, data_dir, manual, "its files are not in the manual folder (downloads are off)")
@@ -181,3 +191,10 @@ class CIFAR10(AbstractTFDSImageDataset):
     """CIFAR-10 (binary release), ``[32, 32, 3]``, pixels / 255, 10 classes (see the module docs)."""
 
     source: ClassVar[str] = "cifar10"
+
+
+class ImageNet32(AbstractTFDSImageDataset):
+    """Downsampled ImageNet, ``[32, 32, 3]``, pixels / 255, 1000 classes (see the module docs)."""
+
+    num_classes: ClassVar[int] = 1000
+    source: ClassVar[str] = "imagenet32"

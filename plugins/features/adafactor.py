@@ -188,6 +188,7 @@ class AdafactorFeatures(lofw.AbstractFeatures):
             momentum=jnp.stack(list(new_state.momentum), axis=-1),
             second_moment=new_state.second_moment,
             step=step,
+            second_moment_decay=self.decays()[1],
         )
         features = lofw.LeafFeatures(tuple(channels), _rms_scales(channels, grad.shape), globals_)
         return new_state, stats, features

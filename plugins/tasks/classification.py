@@ -6,10 +6,12 @@ Loss (mean softmax cross-entropy over the batch, labels ``y``):
 
 Meta-loss normaliser (the reference's ``ImageMLP_*`` / ``Conv_*`` tasks):
 
-    normalizer(L) = clip(L, 0, 1.5 ln 10),  NaN / +-inf -> 1.5 ln 10
+    normalizer(L) = clip(L, 0, 1.5 ln K),  NaN / +-inf -> 1.5 ln K
 
-``1.5 ln 10`` is 1.5 times the loss of a uniform guess over ten classes, so a
-diverged inner run costs a bounded amount of meta-loss.
+``ln K`` is the loss of a uniform guess over ``K`` classes (``chance_loss``),
+so a diverged inner run costs a bounded amount of meta-loss. The reference
+hard-codes ``K = 10``; lofw uses the dataset's ``K``, which is the same on
+every ten-class dataset and keeps the bound above chance on ImageNet (1000).
 """
 
 import abc
@@ -43,9 +45,9 @@ def softmax_cross_entropy(logits: Float[Array, "b k"], labels: Int[Array, " b"])
     return -jnp.mean(jnp.take_along_axis(log_p, labels[:, None], axis=-1))
 
 
-def normalize_loss(loss: Float[Array, ""]) -> Float[Array, ""]:
-    """``clip(loss, 0, 1.5 ln 10)`` with NaN and +-inf mapped to ``1.5 ln 10``."""
-    return jnp.where(jnp.isfinite(loss), jnp.clip(loss, 0.0, MAX_META_LOSS), MAX_META_LOSS)
+def normalize_loss(loss: Float[Array, ""], maximum: float = MAX_META_LOSS) -> Float[Array, ""]:
+    """``clip(loss, 0, maximum)`` with NaN and +-inf mapped to ``maximum`` (default ``1.5 ln 10``)."""
+    return jnp.where(jnp.isfinite(loss), jnp.clip(loss, 0.0, maximum), maximum)
 
 
 def dataset_geometry(dataset: lofw.AbstractDataset, task: str) -> tuple[tuple[int, ...], int]:
@@ -65,12 +67,13 @@ def dataset_geometry(dataset: lofw.AbstractDataset, task: str) -> tuple[tuple[in
 class AbstractClassificationTask(lofw.AbstractTask):
     """A classifier ``logits(params, images)`` trained with softmax cross-entropy.
 
-    Final subclasses hold ``dataset`` and ``batch_size`` and implement
-    ``init`` and ``logits``.
+    Final subclasses hold ``dataset``, ``batch_size`` and ``num_classes`` and
+    implement ``init`` and ``logits``.
     """
 
     dataset: AbstractVar[lofw.AbstractDataset]
     batch_size: AbstractVar[int]
+    num_classes: AbstractVar[int]
 
     @abc.abstractmethod
     def logits(self, params: PyTree[Float[Array, "..."]], images: Float[Array, "b h w c"]) -> Float[Array, "b k"]:
@@ -89,10 +92,15 @@ class AbstractClassificationTask(lofw.AbstractTask):
         return jnp.mean(jnp.argmax(self.logits(params, batch["image"]), -1) == batch["label"])
 
     def normalizer(self, loss: Float[Array, ""]) -> Float[Array, ""]:
-        """See :func:`normalize_loss`."""
-        return normalize_loss(loss)
+        """``clip(loss, 0, 1.5 ln K)``, non-finite -> ``1.5 ln K`` (:func:`normalize_loss`)."""
+        return normalize_loss(loss, self.max_meta_loss)
 
     @property
     def max_meta_loss(self) -> float:
-        """``1.5 ln 10``."""
-        return MAX_META_LOSS
+        """``1.5 ln K`` (``1.5 ln 10`` on ten classes)."""
+        return 1.5 * self.chance_loss
+
+    @property
+    def chance_loss(self) -> float:
+        """``ln K``: the loss of a uniform guess over the ``K`` classes."""
+        return math.log(self.num_classes)

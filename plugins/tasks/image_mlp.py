@@ -23,17 +23,9 @@ from jaxtyping import Array, Float, PRNGKeyArray
 import lofw
 from lofw_plugins.tasks.activations import ACTIVATIONS, Activation
 from lofw_plugins.tasks.classification import AbstractClassificationTask, dataset_geometry, truncated_normal
-
-LAYER_NORM_EPS = 1e-5
+from lofw_plugins.tasks.layers import layer_norm
 
 Params = dict[str, dict[str, Float[Array, "..."]]]
-
-
-def layer_norm(x: Float[Array, "b d"], scale: Float[Array, " d"], offset: Float[Array, " d"]) -> Float[Array, "b d"]:
-    """``(x - mean) / sqrt(var + 1e-5) * scale + offset`` over the last axis."""
-    mean = jnp.mean(x, axis=-1, keepdims=True)
-    var = jnp.var(x, axis=-1, keepdims=True)
-    return (x - mean) * jax.lax.rsqrt(var + LAYER_NORM_EPS) * scale + offset
 
 
 class ImageMLP(AbstractClassificationTask):

@@ -1,0 +1,139 @@
+"""A grid run's results as arrays: the cells' meta-training curves and evaluation curves.
+
+Reads only files (``grid.json`` and the cell folders, see
+:mod:`lofw.grid.files`), so it works on a finished, partial or copied run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lofw.errors import ConfigError
+from lofw.grid.files import cell_dir, eval_dir, read_json, read_jsonl, run_dir
+from lofw.stability import EMA
+
+#: The evaluation curves' key of the learned optimizer (the others are baselines).
+LEARNED = "learned"
+
+
+def meta_ema(n_steps: int) -> float:
+    """EMA coefficient of a meta-training curve of ``n_steps`` points: the
+    paper's 0.98, lowered to ``1 - 10 / n`` for short runs so the curve is not
+    mostly lag (at least ten time constants fit in the run)."""
+    return min(EMA, max(0.0, 1.0 - 10.0 / max(n_steps, 1)))
+
+
+def mean_se(values: list[float] | np.ndarray) -> tuple[float, float, int]:
+    """Mean, standard error (sample std / sqrt(n); 0 for one value) and count of the finite values."""
+    v = np.asarray([x for x in np.asarray(values, dtype=np.float64).ravel() if math.isfinite(x)])
+    if v.size == 0:
+        return float("nan"), float("nan"), 0
+    se = float(v.std(ddof=1) / math.sqrt(v.size)) if v.size > 1 else 0.0
+    return float(v.mean()), se, int(v.size)
+
+
+@dataclasses.dataclass
+class CellData:
+    """One cell's results: its meta-training curve and its evaluation curves."""
+
+    id: str
+    variant: str
+    task: str
+    seed: int
+    horizon: int
+    status: str
+    meta_steps: np.ndarray
+    meta_loss: np.ndarray
+    curves: dict[int, dict[str, np.ndarray]]          # eval horizon -> optimizer -> [seeds, steps]
+    diverged: dict[int, dict[str, np.ndarray]]        # eval horizon -> optimizer -> [seeds] bool
+    chance: float | None = None                       # the task's chance loss (evaluate's summary.json)
+
+
+def _task_label(task: Any) -> str:
+    if isinstance(task, str):
+        return task
+    if isinstance(task, dict):
+        return str(task.get("name", "task"))
+    return "task"
+
+
+def _float(x: Any) -> float:
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def load_cells(out: Path) -> tuple[dict[str, Any], list[CellData]]:
+    """Read ``grid.json`` and every cell folder under ``out``."""
+    out = Path(out)
+    grid = read_json(out / "grid.json")
+    if not isinstance(grid, dict):
+        raise ConfigError(f"{out}: not a grid run folder (no readable grid.json); run `lofw ablate` first")
+    cells = []
+    for entry in grid.get("cells", []):
+        cid = entry["id"]
+        folder = cell_dir(out, cid)
+        info = read_json(folder / "cell.json") or {}
+        resolved = info.get("resolved", {})
+        meta = resolved.get("meta_train", {})
+        status = (read_json(folder / "cell_status.json") or {}).get("status", "pending")
+        rows = read_jsonl(run_dir(out, cid) / "metrics.jsonl")
+        curves: dict[int, dict[str, np.ndarray]] = {}
+        diverged: dict[int, dict[str, np.ndarray]] = {}
+        chance = None
+        for h in resolved.get("eval", {}).get("horizons", []):
+            folder_h = eval_dir(out, cid, int(h))
+            summary = read_json(folder_h / "summary.json")
+            if not isinstance(summary, dict) or not (folder_h / "curves.npz").is_file():
+                continue
+            with np.load(folder_h / "curves.npz") as npz:
+                curves[int(h)] = {k: np.asarray(npz[k], dtype=np.float64) for k in npz.files}
+            diverged[int(h)] = {
+                name: np.asarray(s.get("diverged", []), dtype=bool) for name, s in summary.get("optimizers", {}).items()
+            }
+            chance = summary.get("chance_loss", chance)
+        cells.append(CellData(
+            id=cid, variant=entry.get("variant", "base"), task=_task_label(meta.get("task")),
+            seed=int(entry.get("seed", meta.get("seed", 0))), horizon=int(meta.get("horizon", 0)), status=status,
+            meta_steps=np.asarray([_float(r.get("step")) for r in rows]),
+            meta_loss=np.asarray([_float(r.get("meta_loss")) for r in rows]),
+            curves=curves, diverged=diverged, chance=None if chance is None else float(chance),
+        ))
+    return grid, cells
+
+
+def stack_runs(cells: list[CellData], h: int, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Stack the ``[runs, steps]`` curves and diverged flags of optimizer ``name`` at horizon ``h``."""
+    curves, flags = [], []
+    for c in cells:
+        if h in c.curves and name in c.curves[h]:
+            arr = np.atleast_2d(c.curves[h][name])
+            curves.append(arr)
+            flag = c.diverged.get(h, {}).get(name)
+            flags.append(flag if flag is not None and flag.size == arr.shape[0] else ~np.isfinite(arr).all(axis=1))
+    if not curves:
+        return np.zeros((0, 0)), np.zeros((0,), bool)
+    n = min(a.shape[1] for a in curves)
+    return np.concatenate([a[:, :n] for a in curves]), np.concatenate(flags)
+
+
+def variant_groups(cells: list[CellData]) -> dict[tuple[str, str], list[CellData]]:
+    groups: dict[tuple[str, str], list[CellData]] = {}
+    for c in cells:
+        groups.setdefault((c.task, c.variant), []).append(c)
+    return groups
+
+
+def baseline_names(cells: list[CellData], h: int) -> list[str]:
+    names = []
+    for c in cells:
+        for name in c.curves.get(h, {}):
+            if name != LEARNED and name not in names:
+                names.append(name)
+    return names
