@@ -73,6 +73,11 @@ class AbstractEstimator(eqx.Module):
     particles: AbstractVar[int]
     horizon: AbstractVar[int]
 
+    @property
+    def unrolls_per_particle(self) -> int:
+        """Inner unrolls each particle runs per meta-step (2 for an antithetic pair)."""
+        return 1
+
     @abc.abstractmethod
     def init(self, opt: AbstractOptimizer, task: AbstractTask, key: PRNGKeyArray) -> Any:
         """Initial state of every particle (leading particle axis)."""

@@ -420,7 +420,9 @@ def _loop(run: Run, state: TrainingState, metrics: list, run_dir: Path | None, p
             if line["step"] == start + 1:  # the first call of this process compiles
                 bar.set_postfix(meta_loss=f"{line['meta_loss']:.4f}", first_step_s=f"{elapsed:.1f}")
             else:
-                particle_steps = config.estimator.particles * config.estimator.truncation
+                # a particle-step is one inner step of one unroll (one antithetic branch),
+                # as in benchmarks/meta_step.py
+                particle_steps = run.estimator.unrolls_per_particle * config.estimator.particles * config.estimator.truncation
                 bar.set_postfix(meta_loss=f"{line['meta_loss']:.4f}", ms_per_particle_step=f"{1e3 * elapsed / particle_steps:.2f}")
             bar.update(1)
             if run_dir is not None and line["step"] % config.checkpoint_every == 0:

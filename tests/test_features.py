@@ -103,3 +103,16 @@ def test_rms_scales_value_and_derivatives():
     fd = (f(1.3 + 1e-3) - f(1.3 - 1e-3)) / 2e-3
     np.testing.assert_allclose(np.asarray(jax.jacrev(f)(1.3)), np.asarray(fd), rtol=2e-3)
     np.testing.assert_allclose(np.asarray(jax.jvp(f, (1.3,), (1.0,))[1]), np.asarray(fd), rtol=2e-3)
+
+
+@pytest.mark.parametrize("shape", [(64, 48), (3, 3, 8, 16), (6,)], ids=str)
+def test_scales_are_rms_over_the_whole_tensor(shape):
+    # Factored channels are reduced over their vectors, not the broadcast
+    # tensor; the two orders of summation agree to float32 rounding (1e-6).
+    features = AdafactorFeatures()
+    param = jax.random.normal(jax.random.PRNGKey(0), shape)
+    grad = jax.random.normal(jax.random.PRNGKey(1), shape)
+    _, _, feats = features.update_leaf(grad, param, features.init_leaf(param), jnp.asarray(0, jnp.int32))
+    for c, s in zip(feats.channels, np.asarray(feats.scales)):
+        full = np.broadcast_to(np.asarray(c, np.float64), shape)
+        np.testing.assert_allclose(s, 1.0 / np.sqrt(1e-5 + np.mean(full**2)), rtol=1e-6)

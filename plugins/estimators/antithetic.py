@@ -44,6 +44,11 @@ class AbstractAntithetic(lofw.AbstractEstimator):
     std: float = eqx.field(static=True)
     stagger: bool = eqx.field(static=True)
 
+    @property
+    def unrolls_per_particle(self) -> int:
+        """The + and - branch of each pair."""
+        return 2
+
     def __init__(self, truncation: int = 50, particles: int = 8, horizon: int = 2000, std: float = 0.01, stagger: bool = True):
         if truncation < 1 or particles < 1 or std <= 0:
             raise ValueError(f"need truncation >= 1, particles >= 1, std > 0; got {truncation}, {particles}, {std}")
