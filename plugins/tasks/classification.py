@@ -64,7 +64,25 @@ def dataset_geometry(dataset: lofw.AbstractDataset, task: str) -> tuple[tuple[in
     return tuple(batch["image"].shape[1:]), num_classes
 
 
-class AbstractClassificationTask(lofw.AbstractTask):
+class AbstractChanceNormalisedTask(lofw.AbstractTask):
+    """A task whose meta-loss normaliser is bounded by 1.5x its chance loss.
+
+    Subclasses give ``chance_loss`` (``ln K`` over ``K`` classes or tokens);
+    the normaliser is ``clip(loss, 0, 1.5 chance_loss)`` with NaN / +-inf
+    mapped to the bound (:func:`normalize_loss`).
+    """
+
+    def normalizer(self, loss: Float[Array, ""]) -> Float[Array, ""]:
+        """``clip(loss, 0, 1.5 chance_loss)``, non-finite -> ``1.5 chance_loss``."""
+        return normalize_loss(loss, self.max_meta_loss)
+
+    @property
+    def max_meta_loss(self) -> float:
+        """``1.5 chance_loss`` (``1.5 ln 10`` on ten classes)."""
+        return 1.5 * self.chance_loss
+
+
+class AbstractClassificationTask(AbstractChanceNormalisedTask):
     """A classifier ``logits(params, images)`` trained with softmax cross-entropy.
 
     Final subclasses hold ``dataset``, ``batch_size`` and ``num_classes`` and
@@ -90,15 +108,6 @@ class AbstractClassificationTask(lofw.AbstractTask):
     def accuracy(self, params: PyTree[Float[Array, "..."]], batch: Batch) -> Float[Array, ""]:
         """Fraction of the batch whose top logit is the label."""
         return jnp.mean(jnp.argmax(self.logits(params, batch["image"]), -1) == batch["label"])
-
-    def normalizer(self, loss: Float[Array, ""]) -> Float[Array, ""]:
-        """``clip(loss, 0, 1.5 ln K)``, non-finite -> ``1.5 ln K`` (:func:`normalize_loss`)."""
-        return normalize_loss(loss, self.max_meta_loss)
-
-    @property
-    def max_meta_loss(self) -> float:
-        """``1.5 ln K`` (``1.5 ln 10`` on ten classes)."""
-        return 1.5 * self.chance_loss
 
     @property
     def chance_loss(self) -> float:

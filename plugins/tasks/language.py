@@ -26,7 +26,7 @@ from jaxtyping import Array, Float, Int, PRNGKeyArray, PyTree
 import lofw
 from lofw.dataset import Batch
 from lofw.errors import ConfigError
-from lofw_plugins.tasks.classification import normalize_loss
+from lofw_plugins.tasks.classification import AbstractChanceNormalisedTask
 
 
 def text_geometry(dataset: lofw.AbstractDataset, task: str) -> tuple[int, int]:
@@ -50,7 +50,7 @@ def token_cross_entropy(logits: Float[Array, "b t v"], targets: Int[Array, "b t"
     return -jnp.mean(jnp.take_along_axis(log_p, targets[..., None], axis=-1))
 
 
-class AbstractLanguageModelTask(lofw.AbstractTask):
+class AbstractLanguageModelTask(AbstractChanceNormalisedTask):
     """A causal model ``logits(params, x)`` trained on next-byte cross-entropy.
 
     Final subclasses hold ``dataset``, ``batch_size``, ``sequence_length`` and
@@ -74,15 +74,6 @@ class AbstractLanguageModelTask(lofw.AbstractTask):
         """Mean next-token cross-entropy (see the module docs)."""
         tokens = batch["tokens"]
         return token_cross_entropy(self.logits(params, tokens[:, :-1]), tokens[:, 1:])
-
-    def normalizer(self, loss: Float[Array, ""]) -> Float[Array, ""]:
-        """``clip(loss, 0, 1.5 ln V)``, non-finite -> ``1.5 ln V``."""
-        return normalize_loss(loss, self.max_meta_loss)
-
-    @property
-    def max_meta_loss(self) -> float:
-        """``1.5 ln V``."""
-        return 1.5 * self.chance_loss
 
     @property
     def chance_loss(self) -> float:
