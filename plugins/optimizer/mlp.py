@@ -4,13 +4,16 @@ The first layer is folded with the features: each channel's normalisation
 scale multiplies its weight row and the shared (step) features fold into the
 bias, so unit ``j`` is ``sum_k channel_k * w'_kj + b'_j`` over broadcastable
 channels; the ``param.shape + (n_inputs,)`` input tensor is never built.
-Channels smaller than the tensor (factored row/column statistics) are
-combined at their own shape first and meet the full-size sum once, which
-takes 48 of the 112 per-element multiply-adds of a matrix's first layer down
-to its row and column vectors. The hidden units stay on a trailing axis:
-one broadcast multiply-add per input keeps the traced program small. (One
-array per unit vectorises 8 lanes wide instead of 4 but measured no faster
-in the whole step and compiled ~35% slower, issue 13.)
+
+Channels smaller than the tensor (factored row/column statistics) meet the
+first layer as one small matrix product per shape (``[..., K] @ [K, units]``
+on the row or column vectors). XLA never fuses a dot into an elementwise
+loop, so these 48 of a matrix's 112 first-layer multiply-adds stay on the
+vectors instead of being recomputed for every element (which XLA did with
+the broadcast form, issue 13). Every hidden unit is then its own array of
+the tensor's shape, so the per-element part of all layers, the heads and the
+optimizer's update compile to one loop vectorised along the tensor's
+contiguous axis.
 """
 
 from __future__ import annotations
@@ -89,25 +92,24 @@ class MLP(lofw.AbstractNetwork):
         w0 = self.weights[0]
         w_channels = w0[:n] * features.scales[:, None]
         b0 = self.biases[0] + features.globals @ w0[n:]
-        # Channels smaller than the tensor (factored row/column statistics)
-        # are combined at their own shape, then meet the full-size sum once.
         groups: dict[tuple[int, ...], list[int]] = {}
         for k, c in enumerate(features.channels):
             groups.setdefault(c.shape, []).append(k)
-        order = sorted(groups, key=lambda shape: -math.prod(shape))
-        # Units on a trailing axis: one broadcast multiply-add per input keeps
-        # the traced program (and the compile time) small.
-        parts = [
-            _linear_sum([features.channels[k][..., None] for k in groups[s]], [w_channels[k] for k in groups[s]], 0.0)
-            for s in order
+        full, *smaller = sorted(groups, key=lambda shape: -math.prod(shape))
+        # [..., units] at each smaller shape, materialised by the dot.
+        small_parts = [
+            jnp.stack([features.channels[k] for k in groups[s]], axis=-1) @ w_channels[jnp.asarray(groups[s])]
+            for s in smaller
         ]
-        h = parts[0]
-        for part in parts[1:]:
-            h = h + part
-        h = jax.nn.relu(h + b0)
+        hidden = []
+        for j in range(w0.shape[1]):
+            h = _linear_sum([features.channels[k] for k in groups[full]], [w_channels[k, j] for k in groups[full]], b0[j])
+            for part in small_parts:
+                h = h + part[..., j]
+            hidden.append(jax.nn.relu(h))
         last = len(self.weights) - 1
         for i, (w, b) in enumerate(zip(self.weights[1:], self.biases[1:]), start=1):
-            h = _linear_sum([h[..., k : k + 1] for k in range(w.shape[0])], w, b)
+            hidden = [_linear_sum(hidden, w[:, j], b[j]) for j in range(w.shape[1])]
             if i < last:
-                h = jax.nn.relu(h)
-        return {name: h[..., i] for i, name in enumerate(self.heads)}
+                hidden = [jax.nn.relu(h) for h in hidden]
+        return {name: hidden[i] for i, name in enumerate(self.heads)}
