@@ -146,7 +146,8 @@ def _read_one(path: Path, like: TrainingState) -> tuple[TrainingState, dict[str,
     except Exception as e:  # noqa: BLE001 - shape/structure mismatch of any kind
         raise ConfigError(
             f"{path}: the checkpoint does not match this run's optimizer/estimator "
-            f"(written for recipe {header.get('recipe')!r}): {e}"
+            f"(written for recipe {header.get('recipe')!r}, or by a lofw whose optimizer state "
+            f"is laid out differently): {e}. To start this run over, delete {path.parent}"
         ) from None
     return state, header
 

@@ -62,8 +62,9 @@ def test_structure_mismatch_is_a_config_error(tmp_path):
     save_checkpoint(tmp_path, state(1), {"step": 1, "recipe": "blackbox"})
     other = state(0)
     other = TrainingState({"a": jnp.zeros((5,)), "b": None}, other.outer_state, other.estimator_state, other.key, other.step)
-    with pytest.raises(lofw.ConfigError, match="written for recipe 'blackbox'"):
+    with pytest.raises(lofw.ConfigError, match="written for recipe 'blackbox'") as error:
         load_checkpoint(tmp_path, other)
+    assert str(error.value).endswith(f"To start this run over, delete {tmp_path}")
 
 
 def test_prepare_run_dir_resumes_same_config_and_refuses_others(tmp_path):
