@@ -20,6 +20,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 from lofw.base_optimizer import AbstractOptimizer
 from lofw.dataset import AbstractDataset
@@ -232,6 +233,43 @@ def check_task(task: AbstractTask) -> None:
     _assert_finite(l1, f"{name}.loss")
     assert float(task.normalizer(l1)) <= task.max_meta_loss
     _check_vmap(loss_at, (jax.random.split(jax.random.PRNGKey(3), 2),), f"{name}.loss")
+
+
+def losses_before_and_after(
+    task: AbstractTask,
+    tx: Any,
+    steps: int = 40,
+    key: jax.Array | None = None,
+    valid_batch: int = 256,
+    valid_key: jax.Array | None = None,
+) -> tuple[float, float]:
+    """The validation loss of a fresh ``task.init(key)`` and after ``steps`` updates of ``tx``.
+
+    A check that a task can be trained at all: ``tx`` is an optax
+    transformation (for example ``optax.adam(1e-2)``), both losses are taken
+    on one ``outer_valid`` batch of ``valid_batch`` examples drawn with
+    ``valid_key`` (default: derived from ``key``), and the whole run is one
+    compiled ``lax.scan``. Assert on the two floats, e.g. that the
+    first is near the task's chance loss and the second well below it.
+    """
+    key = jax.random.PRNGKey(0) if key is None else key
+    valid_key = jax.random.fold_in(key, 1) if valid_key is None else valid_key
+
+    @jax.jit
+    def run(key, valid_key):
+        params = task.init(key)
+        valid = task.dataset.sample(valid_key, valid_batch, "outer_valid")
+
+        def step(carry, k):
+            p, s = carry
+            updates, s = tx.update(jax.grad(task.loss)(p, task.sample_batch(k)), s, p)
+            return (optax.apply_updates(p, updates), s), None
+
+        trained = jax.lax.scan(step, (params, tx.init(params)), jax.random.split(key, steps))[0][0]
+        return task.loss(params, valid), task.loss(trained, valid)
+
+    before, after = run(key, valid_key)
+    return float(before), float(after)
 
 
 def check_dataset(dataset: AbstractDataset, batch_size: int = 4) -> None:

@@ -11,7 +11,7 @@ import pytest
 from jaxtyping import Array
 
 from lofw.tasks import build_task
-from lofw.testing import check_component
+from lofw.testing import check_component, losses_before_and_after
 from lofw_plugins.data.text_dataset import AbstractTextDataset, corpus_to_device
 from lofw_plugins.tasks.lstm_lm import LSTMLM
 from lofw_plugins.tasks.transformer_lm import TransformerLM
@@ -167,20 +167,7 @@ def test_registry_byte_models_start_at_ln256_learn_under_adam_and_pass_the_contr
     assert float(task.normalizer(jnp.float32(jnp.nan))) == pytest.approx(1.5 * math.log(256))
     tx = optax.adam(1e-2)
 
-    @jax.jit
-    def before_and_after(key):
-        params = task.init(key)
-        valid = task.dataset.sample(jax.random.key(9), 64, "outer_valid")
-
-        def step(carry, k):
-            p, s = carry
-            updates, s = tx.update(jax.grad(task.loss)(p, task.sample_batch(k)), s, p)
-            return (optax.apply_updates(p, updates), s), None
-
-        trained = jax.lax.scan(step, (params, tx.init(params)), jax.random.split(key, 40))[0][0]
-        return task.loss(params, valid), task.loss(trained, valid)
-
-    before, after = before_and_after(jax.random.key(0))
+    before, after = losses_before_and_after(task, tx, key=jax.random.key(0), valid_batch=64, valid_key=jax.random.key(9))
     assert abs(float(before) - math.log(256)) < 0.5
     assert float(after) < float(before) - 1.0
     check_component(task)

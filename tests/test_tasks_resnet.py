@@ -9,7 +9,7 @@ import pytest
 
 import lofw
 from lofw.tasks import build_task
-from lofw.testing import check_component
+from lofw.testing import check_component, losses_before_and_after
 from lofw_plugins.tasks.resnet import ResNet
 from test_tasks import FakeImages, numpy_cross_entropy
 from test_tasks_conv import numpy_conv_same
@@ -85,20 +85,7 @@ def test_digits_resnet_starts_near_chance_learns_under_adam_and_passes_the_contr
     assert task.chance_loss == pytest.approx(math.log(10)) and task.max_meta_loss == pytest.approx(1.5 * math.log(10))
     tx = optax.adam(3e-3)
 
-    @jax.jit
-    def before_and_after(key):
-        params = task.init(key)
-        valid = task.dataset.sample(jax.random.key(9), 256, "outer_valid")
-
-        def step(carry, k):
-            p, s = carry
-            updates, s = tx.update(jax.grad(task.loss)(p, task.sample_batch(k)), s, p)
-            return (optax.apply_updates(p, updates), s), None
-
-        trained = jax.lax.scan(step, (params, tx.init(params)), jax.random.split(key, 40))[0][0]
-        return task.loss(params, valid), task.loss(trained, valid)
-
-    before, after = before_and_after(jax.random.key(0))
+    before, after = losses_before_and_after(task, tx, key=jax.random.key(0), valid_batch=256, valid_key=jax.random.key(9))
     assert abs(float(before) - math.log(10)) < 0.5
     assert float(after) < float(before) - 0.5
     check_component(task)
