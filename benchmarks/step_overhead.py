@@ -15,8 +15,8 @@ Run::
 
     python benchmarks/step_overhead.py [RECIPE ...] [--steps 200] [--repeats 7] [--json]
 
-With no recipes: ``star blackbox hyperparam``. Any registered recipe name
-(for example ``star_stable``) can be given.
+With no recipes: ``star blackbox hyperparam star_stable``. Any registered recipe name
+(for example ``star_small_blackbox``) can be given.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ import lofw
 
 SIZES = (784, 128, 128, 10)
 BATCH = 128
-DEFAULT_RECIPES = ("star", "blackbox", "hyperparam")
+DEFAULT_RECIPES = ("star", "blackbox", "hyperparam", "star_stable")
 
 
 def mlp_params(key, sizes=SIZES):

@@ -35,7 +35,7 @@ import lofw
 
 MLP_SHAPES = ((784, 128), (128,), (128, 128), (128,), (128, 10), (10,))
 #: Trace events that are not kernels: Python frames, executors, waits.
-NOT_KERNELS = re.compile(r"^\$|Thunk|^while|Pjit|PjRt|ThreadPool|^end:")
+NOT_KERNELS = re.compile(r"^\$|Thunk|^while|Pjit|PjRt|ThreadPool|^end:|^Allocate")
 
 
 def parse_shape(text: str) -> tuple[int, ...]:
