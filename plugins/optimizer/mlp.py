@@ -13,7 +13,8 @@ vectors instead of being recomputed for every element (which XLA did with
 the broadcast form, issue 13). Every hidden unit is then its own array of
 the tensor's shape, so the per-element part of all layers, the heads and the
 optimizer's update compile to one loop vectorised along the tensor's
-contiguous axis.
+contiguous axis (the traced program is larger: STAR compiles ~25% slower
+than with the hidden units on a trailing axis, for a ~15% faster step).
 """
 
 from __future__ import annotations
