@@ -14,7 +14,8 @@ the broadcast form, issue 13). Every hidden unit is then its own array of
 the tensor's shape, so the per-element part of all layers, the heads and the
 optimizer's update compile to one loop vectorised along the tensor's
 contiguous axis (the traced program is larger: STAR compiles ~25% slower
-than with the hidden units on a trailing axis, for a ~15% faster step).
+than with the hidden units on a trailing axis; with the dots, STAR's whole
+step measured ~5% faster, 1.94 -> 1.84 ms).
 """
 
 from __future__ import annotations
