@@ -44,6 +44,12 @@ def centered(x, shape):
     return x - jnp.mean(x)
 
 
+def rms_direction(x, stats: lofw.LeafStats, center: bool, eps: float):
+    """``x * rsqrt(v + eps)`` at the tensor's shape, ``x`` first centred over the tensor if ``center``."""
+    x = centered(x, stats.param.shape) if center else jnp.broadcast_to(x, stats.param.shape)
+    return x * lax.rsqrt(stats.second_moment + eps)
+
+
 def nominal_direction(stats: lofw.LeafStats, eps: float):
     """The AdamAggMo direction ``mean_i m_i * rsqrt(v + eps)`` the limits are measured against."""
     return mean_of_momenta(stats.momentum) * lax.rsqrt(stats.second_moment + eps)
@@ -68,7 +74,18 @@ class CenteredRMS(lofw.AbstractPreconditioner):
         return centered(x, stats.param.shape) * lax.rsqrt(stats.second_moment + self.eps)
 
 
-class ClippedRMS(lofw.AbstractPreconditioner):
+class _LimitedRMS(lofw.AbstractPreconditioner):
+    """The arguments the two limits share: ``k``, ``center`` and ``eps``."""
+
+    k: float = eqx.field(static=True, default=4.0)
+    center: bool = eqx.field(static=True, default=False)
+    eps: float = eqx.field(static=True, default=EPS)
+
+    def __check_init__(self):
+        _check_k(self.k)
+
+
+class ClippedRMS(_LimitedRMS):
     """Per element ``clip(pre, -b, b)``, ``b = k * |mean_i m_i| * rsqrt(v + eps)``.
 
     ``pre`` is ``x * rsqrt(v + eps)``, or ``(x - mean(x)) * rsqrt(v + eps)``
@@ -87,22 +104,13 @@ class ClippedRMS(lofw.AbstractPreconditioner):
         eps: inside the root, for both ``pre`` and ``b``.
     """
 
-    k: float = eqx.field(static=True, default=4.0)
-    center: bool = eqx.field(static=True, default=False)
-    eps: float = eqx.field(static=True, default=EPS)
-
-    def __check_init__(self):
-        _check_k(self.k)
-
     def apply(self, x, stats: lofw.LeafStats):
-        if self.center:
-            x = centered(x, stats.param.shape)
-        pre = x * lax.rsqrt(stats.second_moment + self.eps)
+        pre = rms_direction(x, stats, self.center, self.eps)
         bound = self.k * jnp.abs(nominal_direction(stats, self.eps))
         return jnp.clip(pre, -bound, bound)
 
 
-class TensorLimitedRMS(lofw.AbstractPreconditioner):
+class TensorLimitedRMS(_LimitedRMS):
     """``pre * min(1, k * rms(n) / rms(pre))``: the per-tensor variant of ``clipped_rms``.
 
     ``pre`` as in :class:`ClippedRMS`; ``n = mean_i m_i * rsqrt(v + eps)`` is
@@ -117,16 +125,8 @@ class TensorLimitedRMS(lofw.AbstractPreconditioner):
         eps: inside the root.
     """
 
-    k: float = eqx.field(static=True, default=4.0)
-    center: bool = eqx.field(static=True, default=False)
-    eps: float = eqx.field(static=True, default=EPS)
-
-    def __check_init__(self):
-        _check_k(self.k)
-
     def apply(self, x, stats: lofw.LeafStats):
-        x = centered(x, stats.param.shape) if self.center else jnp.broadcast_to(x, stats.param.shape)
-        pre = x * lax.rsqrt(stats.second_moment + self.eps)
+        pre = rms_direction(x, stats, self.center, self.eps)
         # Compared in squares: sqrt has an infinite derivative at 0, and a zero
         # direction or a zero nominal term must differentiate to finite values.
         size_sq = jnp.mean(jnp.square(pre))
