@@ -31,6 +31,15 @@ def _np(stats):
     return {k: np.asarray(getattr(stats, k), np.float64) for k in ("momentum", "second_moment")}
 
 
+def _np_rms_direction(x, s, center):
+    """``(pre, gain)``: ``x`` (centred over the tensor if ``center``) times ``gain = 1 / sqrt(v + eps)``."""
+    xn = np.asarray(x, np.float64)
+    if center:
+        xn = xn - xn.mean()
+    gain = 1.0 / np.sqrt(s["second_moment"] + EPS)
+    return xn * gain, gain
+
+
 def _build(name, **kw):
     return lofw.components("preconditioner")[name](**kw)
 
@@ -54,12 +63,9 @@ def test_centered_rms_matches_numpy():
 def test_clipped_rms_matches_numpy(center):
     x, stats = _stats()
     s = _np(stats)
-    xn = np.asarray(x, np.float64)
-    if center:
-        xn = xn - xn.mean()
-    gain = 1.0 / np.sqrt(s["second_moment"] + EPS)
+    pre, gain = _np_rms_direction(x, s, center)
     b = 4.0 * np.abs(s["momentum"].mean(axis=-1)) * gain
-    expected = np.minimum(np.maximum(xn * gain, -b), b)
+    expected = np.minimum(np.maximum(pre, -b), b)
     out = _build("clipped_rms", k=4.0, center=center).apply(x, stats)
     _close(out, expected)
     assert 0 < np.mean(np.abs(expected) == b) < 1  # the instance exercises both branches
@@ -69,11 +75,7 @@ def test_clipped_rms_matches_numpy(center):
 def test_tensor_limited_rms_matches_numpy(center):
     x, stats = _stats()
     s = _np(stats)
-    xn = np.asarray(x, np.float64)
-    if center:
-        xn = xn - xn.mean()
-    gain = 1.0 / np.sqrt(s["second_moment"] + EPS)
-    pre = xn * gain
+    pre, gain = _np_rms_direction(x, s, center)
     nominal = s["momentum"].mean(axis=-1) * gain
     ratio = np.sqrt(np.mean(pre**2)) / np.sqrt(np.mean(nominal**2))
     for k in (0.5 * ratio, 2.0 * ratio):  # limited, then untouched
