@@ -31,7 +31,8 @@ from typing import Any
 import numpy as np
 
 from lofw.errors import ConfigError
-from lofw.stability import EMA, STABLE_RATIO, ema
+from lofw.plots import band, label_loss_axes, pyplot, save
+from lofw.stability import STABLE_RATIO, ema
 
 COLUMNS = ["task", "optimizer", "seeds", "steps", "horizon", "final_loss", "final_loss_se", "mean_loss", "diverged",
            "ratio_to_adam", "worst_ratio", "stable", "steps_above_chance", "nonfinite"]
@@ -146,11 +147,7 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
 
 def plot_suite(results: list[Result], path: Path, title: str = "") -> None:
     """One panel per task: training loss (log), EMA 0.98 per seed, mean ± s.e. over the finite seeds."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     tasks = list(dict.fromkeys(r.task for r in results))
     n = max(1, len(tasks))
     cols = min(n, 4)
@@ -168,24 +165,14 @@ def plot_suite(results: list[Result], path: Path, title: str = "") -> None:
                 ax.plot([], [], linestyle=style, label=f"{r.optimizer}{tag}")
                 continue
             runs = smoothed[ok]
-            x = np.arange(1, runs.shape[1] + 1)
-            mean = runs.mean(axis=0)
-            line, = ax.plot(x, mean, linestyle=style, linewidth=1.4, label=f"{r.optimizer}{tag}")
-            if runs.shape[0] > 1:
-                se = runs.std(axis=0, ddof=1) / math.sqrt(runs.shape[0])
-                ax.fill_between(x, np.maximum(mean - se, 1e-12), mean + se, color=line.get_color(), alpha=0.2,
-                                linewidth=0)
+            band(ax, np.arange(1, runs.shape[1] + 1), runs, f"{r.optimizer}{tag}", linestyle=style, floor=1e-12)
         ax.set_yscale("log")
         ax.set_title(task)
-        ax.set_xlabel("inner step")
-        ax.set_ylabel(f"training loss (EMA {EMA})")
-        ax.grid(alpha=0.3, which="both")
+        label_loss_axes(ax)
         ax.legend(fontsize=7)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save(fig, path)
 
 
 def write_generalize_report(out: str | Path) -> Path:

@@ -32,24 +32,12 @@ from lofw.grid.files import FINISHED, report_dir
 from lofw.grid.results import (LEARNED, CellData, baseline_names, load_cells, mean_se, meta_ema,  # noqa: F401
                                stack_runs, variant_groups)
 from lofw.grid.tables import csv_table, markdown_records, markdown_table, seed_rows, summary_rows
+from lofw.plots import band, label_loss_axes, pyplot, save
 from lofw.stability import EMA, ema  # noqa: F401  (re-exported)
 
 
-def _band(ax, x, runs: np.ndarray, label: str, color=None, linestyle="-"):
-    mean = runs.mean(axis=0)
-    line, = ax.plot(x, mean, label=label, color=color, linestyle=linestyle, linewidth=1.4)
-    if runs.shape[0] > 1:
-        se = runs.std(axis=0, ddof=1) / math.sqrt(runs.shape[0])
-        ax.fill_between(x, mean - se, mean + se, color=line.get_color(), alpha=0.2, linewidth=0)
-    return line
-
-
 def plot_meta_training(cells: list[CellData], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     tasks = list(dict.fromkeys(c.task for c in cells))
     fig, axes = plt.subplots(1, len(tasks), figsize=(6 * len(tasks), 4), squeeze=False)
     for ax, task in zip(axes[0], tasks):
@@ -61,7 +49,7 @@ def plot_meta_training(cells: list[CellData], path: Path) -> None:
                 continue
             n = min(s.size for s in series)
             steps = next(c.meta_steps for c in group if c.meta_steps.size)[:n]
-            _band(ax, steps, np.stack([s[:n] for s in series]),
+            band(ax, steps, np.stack([s[:n] for s in series]),
                   f"{variant} ({len(series)} seed{'s' if len(series) > 1 else ''})")
         ax.set_title(f"meta-training: {task}")
         ax.set_xlabel("meta-step")
@@ -69,9 +57,7 @@ def plot_meta_training(cells: list[CellData], path: Path) -> None:
         ax.set_ylabel(f"meta-loss (EMA {meta_ema(n):.3g})")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save(fig, path)
 
 
 #: Line styles and gray levels of the baselines (learned optimizers are solid and coloured).
@@ -80,11 +66,7 @@ BASELINE_GRAYS = ("0.25", "0.55", "0.4")
 
 
 def plot_inner_training(cells: list[CellData], h: int, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     tasks = list(dict.fromkeys(c.task for c in cells if h in c.curves))
     fig, axes = plt.subplots(1, max(1, len(tasks)), figsize=(6 * max(1, len(tasks)), 4), squeeze=False)
     for ax, task in zip(axes[0], tasks):
@@ -101,7 +83,7 @@ def plot_inner_training(cells: list[CellData], h: int, path: Path) -> None:
             x = np.arange(1, smoothed.shape[1] + 1)
             n_div = int((flags | ~np.isfinite(smoothed).all(axis=1)).sum())
             tag = f" ({n_div}/{len(flags)} diverged)" if n_div else ""
-            _band(ax, x, smoothed, f"{label}{tag}", color=color, linestyle=style)
+            band(ax, x, smoothed, f"{label}{tag}", color=color, linestyle=style)
             finite = smoothed[np.isfinite(smoothed)]
             if finite.size:
                 top = max(top, float(np.nanmax(smoothed[:, 0][np.isfinite(smoothed[:, 0])], initial=0.0)))
@@ -113,13 +95,9 @@ def plot_inner_training(cells: list[CellData], h: int, path: Path) -> None:
         if top > 0 and math.isfinite(bottom):
             ax.set_ylim(bottom * 0.8, top * 2.0)
         ax.set_title(f"inner training: {task}, {h} steps")
-        ax.set_xlabel("inner step")
-        ax.set_ylabel(f"training loss (EMA {EMA})")
-        ax.grid(alpha=0.3, which="both")
+        label_loss_axes(ax)
         ax.legend(fontsize=7, loc="upper right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save(fig, path)
 
 
 def write_report(out: str | Path) -> Path:
