@@ -17,24 +17,20 @@ from lofw.meta_config import EstimatorConfig, MetaTrainConfig, OuterConfig
 from lofw.meta_train import MetaTrainResult, meta_train
 from lofw.network import AbstractNetwork
 from lofw.nominal import AbstractNominalTerm
-from lofw.optimizer import (
-    LearnedOptimizer,
-    LearnedOptimizerState,
-    count_meta_parameters,
-    meta_parameters,
-)
+from lofw.optimizer import LearnedOptimizer, LearnedOptimizerState, count_meta_parameters, meta_parameters
 from lofw.plugin_manager import component_infos, components, get_plugin_manager, refresh
 from lofw.preconditioner import AbstractPreconditioner
-from lofw.pretrained import pretrained, resolve_source  # (the function shadows the module's attribute)
+from lofw.pretrained import pretrained
 from lofw.recipes import RecipeConfig
 from lofw.registry import load_registry
+from lofw.sources import Source, resolve_source
 from lofw.stats import LeafStats
 from lofw.task import AbstractTask
 from lofw.tasks import build_dataset, build_task
-
-__version__ = "0.1.0"
+from lofw.version import __version__
 
 __all__ = [
+    "__version__",
     "AbstractDataset",
     "AbstractEstimator",
     "AbstractFeatures",
@@ -58,6 +54,7 @@ __all__ = [
     "OuterConfig",
     "PluginError",
     "RecipeConfig",
+    "Source",
     "build",
     "build_dataset",
     "build_task",

@@ -1,4 +1,5 @@
-"""``lofw.build``: a recipe (registry name, mapping or model) to a learned optimizer."""
+"""Building optimizers: a recipe (registry name, mapping or model) to a learned optimizer,
+and a run's ``recipe`` (a recipe or a registered whole optimizer) to the optimizer it meta-trains."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ from typing import Any
 
 import jax
 
+from lofw.base_optimizer import AbstractOptimizer
+from lofw.construct import construct
 from lofw.errors import ConfigError, choices
 from lofw.optimizer import LearnedOptimizer
 from lofw.recipes import RecipeConfig, build_from_config, parse_recipe, resolve_recipe
@@ -44,3 +47,20 @@ def build(
         where, name = "recipe", None
         config = parse_recipe(recipe, where)
     return build_from_config(resolve_recipe(config, reg.recipes, where, name), key, where)
+
+
+def build_optimizer(recipe: str | dict[str, Any], key: jax.Array, registry: Registry) -> AbstractOptimizer:
+    """The optimizer a run meta-trains.
+
+    ``recipe`` is a recipe name or inline recipe (:func:`build`), or
+    ``{"optimizer": NAME, **arguments}`` for a registered component of kind
+    ``optimizer`` (a whole optimizer such as the NQM's
+    ``dense_preconditioner``), constructed with ``key``.
+    """
+    if isinstance(recipe, dict) and "optimizer" in recipe:
+        kwargs = dict(recipe)
+        name = kwargs.pop("optimizer")
+        if not isinstance(name, str):
+            raise ConfigError(f"recipe.optimizer: expected a registered optimizer name, got {name!r}")
+        return construct("optimizer", name, kwargs, "recipe", key=key)
+    return build(recipe, key=key, registry=registry)

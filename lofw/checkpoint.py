@@ -31,6 +31,7 @@ from typing import Any
 import equinox as eqx
 from jaxtyping import Array, Int, PyTree, UInt32
 
+from lofw.disk import atomic_write_bytes, write_json
 from lofw.errors import ConfigError
 from lofw.meta_config import NON_TRAJECTORY_FIELDS, MetaTrainConfig
 
@@ -59,25 +60,6 @@ class TrainingState(eqx.Module):
     estimator_state: Any
     key: UInt32[Array, "2"]
     step: Int[Array, ""]
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file and an atomic rename."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def atomic_write_json(path: Path, data: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
 
 
 def save_checkpoint(run_dir: Path, state: TrainingState, header: dict[str, Any]) -> None:
@@ -243,7 +225,7 @@ def prepare_run_dir(out: str | Path, config: MetaTrainConfig, update: bool = Tru
                 + "); use another output folder, or the original settings to resume it. Nothing was written."
             )
         if stored["config"] != data["config"] and update:
-            atomic_write_json(config_path, data)
+            write_json(config_path, data, sort_keys=True)
         return has_checkpoint(run_dir)
     if run_dir.exists() and any(p for p in run_dir.iterdir() if not p.name.startswith(".")):
         raise ConfigError(
@@ -251,7 +233,7 @@ def prepare_run_dir(out: str | Path, config: MetaTrainConfig, update: bool = Tru
             "choose another output folder. Nothing was written."
         )
     run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(config_path, data)
+    write_json(config_path, data, sort_keys=True)
     return False
 
 
@@ -264,7 +246,7 @@ def update_run_config(run_dir: Path, config: MetaTrainConfig) -> None:
     except (OSError, ValueError):
         same = False
     if not same:
-        atomic_write_json(path, data)
+        write_json(path, data, sort_keys=True)
 
 
 def read_metrics(run_dir: Path, upto_step: int | None = None) -> list[dict[str, Any]]:

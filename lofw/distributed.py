@@ -34,10 +34,13 @@ backend the cross-process collectives use gloo (jax 0.10's default
 
 from __future__ import annotations
 
+import re
 from typing import Any, Sequence
 
+import equinox as eqx
 import jax
 import numpy as np
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from lofw.errors import ConfigError
@@ -155,8 +158,6 @@ def shard_training_state(state: Any, mesh: Mesh) -> Any:
     """A :class:`lofw.checkpoint.TrainingState` placed on ``mesh``: the
     estimator state sharded on its particle axis, the meta-parameters, outer
     optimizer state, key and step replicated."""
-    import equinox as eqx
-
     replicated = replicate(eqx.tree_at(lambda s: s.estimator_state, state, None), mesh)
     return eqx.tree_at(
         lambda s: s.estimator_state, replicated, shard_particles(state.estimator_state, mesh),
@@ -167,8 +168,6 @@ def shard_training_state(state: Any, mesh: Mesh) -> Any:
 def state_shardings(state: Any, mesh: Mesh) -> Any:
     """The shardings :func:`shard_training_state` gives ``state`` (a pytree of
     :class:`NamedSharding` / None), for ``jax.lax.with_sharding_constraint``."""
-    import equinox as eqx
-
     split, whole = NamedSharding(mesh, P(AXIS)), NamedSharding(mesh, P())
     arrays = lambda t, s: jax.tree_util.tree_map(  # noqa: E731
         lambda x: (s if np.ndim(x) else whole) if _is_array(x) else None, t
@@ -180,8 +179,6 @@ def state_shardings(state: Any, mesh: Mesh) -> Any:
 def constrain(state: Any, mesh: Mesh) -> Any:
     """Inside a jitted function: pin ``state`` (a TrainingState) to the layout
     of :func:`shard_training_state`, so outputs stay sharded step after step."""
-    import equinox as eqx
-
     dynamic, static = eqx.partition(state, _is_array)
     shardings = state_shardings(dynamic, mesh)
     return eqx.combine(jax.lax.with_sharding_constraint(dynamic, shardings), static)
@@ -195,7 +192,6 @@ def to_host(tree: Any) -> Any:
     """
     if jax.process_count() == 1:
         return jax.device_get(tree)
-    from jax.experimental import multihost_utils
 
     def gather(x):
         if isinstance(x, jax.Array) and not x.is_fully_addressable:
@@ -255,8 +251,6 @@ def collectives(hlo_text: str) -> dict[str, int]:
     all-reduces only (the mean over particles), never an all-gather of the
     particle state.
     """
-    import re
-
     found = re.findall(r" (" + "|".join(COLLECTIVES) + r")(?:-start)?\(", hlo_text)
     return {op: found.count(op) for op in COLLECTIVES}
 

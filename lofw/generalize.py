@@ -6,9 +6,9 @@ one small task trains very different ones. For each task of a registry suite
 instances (seed ``i`` is ``fold_in(PRNGKey(seed), i)``; one ``vmap``ed,
 ``scan``ned compiled call, :func:`lofw.evaluate.train_curves`):
 
-- each SOURCE (:func:`resolve_source`): a meta-training run folder, a grid
-  cell folder, or a registry recipe name (untrained, meta-initialised with
-  ``PRNGKey(0)``);
+- each SOURCE (:func:`lofw.sources.resolve_source`): a meta-training run
+  folder, a grid cell folder, ``pretrained:NAME``, or a registry recipe name
+  (untrained, meta-initialised with ``PRNGKey(0)``);
 - the baselines: ``adam`` (learning rate from the half-decade grid
   :data:`lofw.evaluate.LR_GRID`) and ``nadamw`` (random search over learning
   rate, betas, weight decay and warmup, :mod:`lofw.nadamw_search`), both
@@ -42,23 +42,30 @@ run's steps.
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 import re
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Any, Callable, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from tqdm.auto import tqdm
 
 from lofw.base_optimizer import AbstractOptimizer
+from lofw.baselines import LR_GRID, OptaxBaseline, parse_baseline
+from lofw.curves import baseline_grid_curves, finite, normalised, seed_keys, summarise as summarise_curves, train_curves
+from lofw.disk import read_json, write_json, write_npz
 from lofw.errors import ConfigError, choices
+from lofw.nadamw_search import nadamw, random_search
 from lofw.registry import Registry, SuiteEntry, load_registry, suite_entries
+from lofw.sources import Source, resolve_source, what_a_source_is
+from lofw.stability import stability
+from lofw.tasks import build_task
+from lofw.workers import Job, run_workers
 
 #: Inner steps of a task when neither the command line nor the suite gives them (the paper's horizon).
 DEFAULT_STEPS = 2000
@@ -68,87 +75,6 @@ TUNE_SEEDS = 2
 MANIFEST = "generalize.json"
 
 
-class Source(NamedTuple):
-    """An optimizer to evaluate, as :func:`resolve_source` returns it.
-
-    Attributes:
-        label: short name shown in tables and plots.
-        optimizer: the optimizer.
-        horizon: its meta-training horizon, None when untrained.
-        ident: what identifies it for resuming (default: the label).
-    """
-
-    label: str
-    optimizer: AbstractOptimizer
-    horizon: int | None = None
-    ident: str | None = None
-
-
-def resolve_source(text: str, registry: Registry) -> Source:
-    """Turn a SOURCE of the command line into ``(label, optimizer, horizon, ident)``.
-
-    A SOURCE is:
-
-    - a meta-training run folder (``config.json`` + ``checkpoint.eqx``):
-      its latest checkpoint; label = the folder name;
-    - a grid cell folder (``OUT/cells/<id>``, whose ``run/`` is the run):
-      label = the grid's variant label and seed (``star, seed=0``);
-    - a recipe name of the registry: the untrained optimizer, meta-initialised
-      with ``PRNGKey(0)``; label = the name;
-    - ``pretrained:NAME``: a shipped pretrained optimizer (:mod:`lofw.pretrained`);
-      label = ``NAME``, horizon = its card's.
-
-    Raises:
-        ConfigError: anything else, listing what a source can be.
-    """
-    from lofw.checkpoint import CONFIG, read_checkpoint_header
-    from lofw.pretrained import PREFIX
-
-    if text.startswith(PREFIX):
-        from lofw.pretrained import resolve_source as resolve_pretrained
-
-        optimizer, info = resolve_pretrained(text, registry)
-        return Source(text[len(PREFIX):], optimizer, info["horizon"], f"{text}@{info['card'].get('fingerprint')}")
-    path = Path(text)
-    if path.is_dir():
-        from lofw.evaluate import _resolve_run
-
-        cell = path if (path / "run" / CONFIG).is_file() or (path / "cell.json").is_file() else None
-        if path.name == "run" and (path.parent / "cell.json").is_file():
-            cell = path.parent
-        run = cell / "run" if cell is not None else path
-        if cell is None and not (path / CONFIG).is_file():
-            raise ConfigError(
-                f"source {text!r}: this folder is neither a meta-training run ({CONFIG} missing) nor a grid "
-                f"cell (no run/{CONFIG}); {_what_a_source_is(registry)}"
-            )
-        optimizer, _, horizon, _ = _resolve_run(run, None, registry)
-        label = path.resolve().name
-        if cell is not None:
-            info = _read_json(cell / "cell.json") or {}
-            seed = info.get("resolved", {}).get("meta_train", {}).get("seed")
-            label = f"{info.get('variant', cell.name)}, seed={seed}" if seed is not None else cell.name
-        header = read_checkpoint_header(run) or {}
-        return Source(label, optimizer, int(horizon), f"{run.resolve()}@{header.get('step')}")
-    if text in registry.recipes:
-        from lofw.build import build
-
-        return Source(text, build(text, key=jax.random.PRNGKey(0), registry=registry), None, f"recipe:{text}")
-    raise ConfigError(f"unknown source {text!r}; {_what_a_source_is(registry)}")
-
-
-def _what_a_source_is(registry: Registry) -> str:
-    return ("a SOURCE is a meta-training run folder (config.json + checkpoint.eqx), a grid cell folder "
-            f"(OUT/cells/<id>), pretrained:NAME, or a recipe name of the registry: {choices(registry.recipes)}")
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return None
-
-
 def slug(label: str) -> str:
     """A folder name for an optimizer label (``star, seed=0`` -> ``star_seed=0``)."""
     return re.sub(r"[^A-Za-z0-9_.=@+-]+", "_", label).strip("_") or "optimizer"
@@ -156,8 +82,6 @@ def slug(label: str) -> str:
 
 def check_baselines(baselines: Sequence[str], where: str = "--baseline") -> list[tuple[str, int | None]]:
     """Parse ``adam``, ``nadamw``, ``NAME@N``; ``@horizon`` has no meaning across sources."""
-    from lofw.evaluate import parse_baseline
-
     parsed = []
     for b in baselines:
         name, tune = parse_baseline(b, where=where)
@@ -213,38 +137,21 @@ def identity(item: Item, task: str, steps: int, settings: Settings, task_spec: A
 
 
 def is_done(item: Item, ident: dict[str, Any]) -> bool:
-    summary = _read_json(item.folder / "summary.json")
+    summary = read_json(item.folder / "summary.json")
     return isinstance(summary, dict) and summary.get("identity") == ident and (item.folder / "curves.npz").is_file()
-
-
-def _write_npz(path: Path, **arrays: np.ndarray) -> None:
-    from lofw.checkpoint import atomic_write_bytes
-
-    buffer = io.BytesIO()
-    np.savez(buffer, **{k: np.asarray(v, np.float32) for k, v in arrays.items()})
-    atomic_write_bytes(path, buffer.getvalue())
-
-
-def seed_keys(seed: int, n: int, offset: int = 0) -> jax.Array:
-    base = jax.random.PRNGKey(seed)
-    return jax.vmap(lambda i: jax.random.fold_in(base, offset + i))(jnp.arange(n))
 
 
 def _tune(item: Item, task_obj, steps: int, settings: Settings, ident: dict[str, Any]) -> tuple[AbstractOptimizer, dict]:
     """The tuned baseline and the record of its tuning (read back from tuning.json on resume)."""
-    from lofw.checkpoint import atomic_write_json
-    from lofw.evaluate import LR_GRID, OptaxBaseline, _normalised, baseline_grid_curves, parse_baseline
-    from lofw.nadamw_search import nadamw, random_search
-
     name, tune_for = parse_baseline(item.baseline)
     tune_steps = min(steps, tune_for or steps)
-    record = _read_json(item.folder / "tuning.json")
+    record = read_json(item.folder / "tuning.json")
     if not (isinstance(record, dict) and record.get("identity") == ident):
         keys = seed_keys(settings.seed, settings.tune_seeds, offset=1_000_000)
         if name == "adam":
             curves = np.asarray(baseline_grid_curves("adam", jnp.asarray(LR_GRID, jnp.float32), task_obj, keys,
                                                      steps=tune_steps))
-            scores = [float(np.mean(_normalised(c, task_obj))) for c in curves]
+            scores = [float(np.mean(normalised(c, task_obj))) for c in curves]
             scores = [s if np.isfinite(s) else float("inf") for s in scores]
             best = int(np.argmin(scores))
             record = {"identity": ident, "tuned_for_steps": tune_steps, "lr": LR_GRID[best],
@@ -253,7 +160,7 @@ def _tune(item: Item, task_obj, steps: int, settings: Settings, ident: dict[str,
             result = random_search(task_obj, keys, steps=tune_steps, trials=settings.nadamw_trials,
                                    key=jax.random.PRNGKey(settings.seed + 2_000_000))
             record = {"identity": ident, "tuned_for_steps": tune_steps, **result.to_json()}
-        atomic_write_json(item.folder / "tuning.json", record)
+        write_json(item.folder / "tuning.json", record, sort_keys=True)
     if name == "adam":
         return OptaxBaseline("adam", jnp.float32(record["lr"])), record
     return nadamw(record["hyperparameters"], steps), record
@@ -261,23 +168,20 @@ def _tune(item: Item, task_obj, steps: int, settings: Settings, ident: dict[str,
 
 def _curves_in_batches(opt, task_obj, steps: int, settings: Settings, folder: Path, ident: dict) -> np.ndarray:
     """``[seeds, steps]`` losses, ``seed_batch`` seeds per compiled call, each batch kept in parts/."""
-    from lofw.checkpoint import atomic_write_json
-    from lofw.evaluate import train_curves
-
     keys = seed_keys(settings.seed, settings.seeds)
     batch = settings.seed_batch or settings.seeds
     if batch >= settings.seeds:
         return np.asarray(train_curves(opt, task_obj, keys, steps=steps))
     parts = folder / "parts"
-    if (_read_json(parts / "identity.json") or {}) != ident:
+    if (read_json(parts / "identity.json") or {}) != ident:
         shutil.rmtree(parts, ignore_errors=True)
-        atomic_write_json(parts / "identity.json", ident)
+        write_json(parts / "identity.json", ident, sort_keys=True)
     out = []
     for start in range(0, settings.seeds, batch):
         stop = min(settings.seeds, start + batch)
         path = parts / f"seeds-{start}-{stop}.npz"
         if not path.is_file():
-            _write_npz(path, loss=np.asarray(train_curves(opt, task_obj, keys[start:stop], steps=steps)))
+            write_npz(path, loss=np.asarray(train_curves(opt, task_obj, keys[start:stop], steps=steps)))
         with np.load(path) as npz:
             out.append(npz["loss"])
     return np.concatenate(out)
@@ -285,16 +189,13 @@ def _curves_in_batches(opt, task_obj, steps: int, settings: Settings, folder: Pa
 
 def summarise(curves: np.ndarray, task_obj, horizon: int) -> dict[str, Any]:
     """Per-seed final loss, diverged flags, mean normalised loss and stability numbers."""
-    from lofw.evaluate import _finite, _summarise
-    from lofw.stability import stability
-
-    entry = _summarise(curves, task_obj)
+    entry = summarise_curves(curves, task_obj)
     chance = task_obj.chance_loss
     st = stability(curves, min(max(1, horizon), curves.shape[1]), chance)
     entry["horizon"] = int(horizon)
     entry["chance_loss"] = chance
     entry["stability"] = {
-        "worst_ratio": [_finite(x) if np.isfinite(x) else "inf" for x in st.worst_ratio],
+        "worst_ratio": [finite(x) if np.isfinite(x) else "inf" for x in st.worst_ratio],
         "steps_above_chance": [None if np.isnan(x) else int(x) for x in st.steps_above_chance],
         "nonfinite": [int(x) for x in st.nonfinite],
     }
@@ -307,13 +208,8 @@ def run_task(
 ) -> dict[str, dict[str, Any]]:
     """Evaluate every unfinished item on ``task`` (built once, only if needed).
 
-    An item whose ``source.optimizer`` is a zero-argument callable gets it
-    called first (so that a caller loads a checkpoint only when needed).
     Returns the new summaries by item name.
     """
-    from lofw.checkpoint import atomic_write_json
-    from lofw.tasks import build_task
-
     todo = [(it, identity(it, task, steps, settings, registry.tasks.get(task))) for it in items]
     todo = [(it, ident) for it, ident in todo if not is_done(it, ident)]
     if not todo:
@@ -326,7 +222,6 @@ def run_task(
         extra: dict[str, Any] = {}
         if item.source is not None:
             opt, horizon = item.source.optimizer, item.source.horizon or steps
-            opt = opt() if callable(opt) and not isinstance(opt, AbstractOptimizer) else opt
         else:
             opt, record = _tune(item, task_obj, steps, settings, ident)
             horizon = steps
@@ -335,8 +230,8 @@ def run_task(
         summary = {"identity": ident, "task": task, "optimizer": item.name, "steps": steps, "seeds": settings.seeds,
                    "kind": "source" if item.source is not None else "baseline",
                    **summarise(curves, task_obj, horizon), **extra, "seconds": time.time() - start}
-        _write_npz(item.folder / "curves.npz", loss=curves)
-        atomic_write_json(item.folder / "summary.json", json.loads(json.dumps(summary, default=str)))
+        write_npz(item.folder / "curves.npz", loss=curves)
+        write_json(item.folder / "summary.json", json.loads(json.dumps(summary, default=str)), sort_keys=True)
         shutil.rmtree(item.folder / "parts", ignore_errors=True)
         written[item.name] = summary
         on_done(item)
@@ -378,7 +273,7 @@ def plan(
             raise ConfigError(f"{name}: must be at least {low}, got {value}")
     check_baselines(baselines)
     if not sources:
-        raise ConfigError(f"give at least one SOURCE; {_what_a_source_is(registry)}")
+        raise ConfigError(f"give at least one SOURCE; {what_a_source_is(registry)}")
     resolved: list[tuple[str, Source]] = []
     taken = {slug(b) for b in baselines}
     for text in sources:
@@ -387,7 +282,7 @@ def plan(
         while slug(label) in taken:
             label, k = f"{src.label} #{k}", k + 1
         taken.add(slug(label))
-        resolved.append((text, src._replace(label=label)))
+        resolved.append((text, dataclasses.replace(src, label=label)))
     out = Path(out) if out is not None else Path("runs") / "generalize" / suite
     return Plan(
         suite=suite, out=out, sources=resolved, baselines=list(baselines),
@@ -398,10 +293,8 @@ def plan(
 
 
 def write_manifest(p: Plan) -> None:
-    from lofw.checkpoint import atomic_write_json
-
     p.out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(p.out / MANIFEST, {
+    write_json(p.out / MANIFEST, sort_keys=True, data={
         "suite": p.suite,
         "tasks": [{"task": t, "steps": s} for t, s in p.tasks],
         "optimizers": [{"name": src.label, "folder": slug(src.label), "kind": "source", "source": text,
@@ -415,8 +308,6 @@ def run_plan(p: Plan, registry: Registry | None = None, *, jobs: int = 1, only_t
              progress: bool = True, worker_args: Sequence[str] = ()) -> list[str]:
     """Run every unfinished (task, optimizer) of the plan, in this process or ``jobs`` workers
     (each ``lofw generalize WORKER_ARGS --task T``); return the failed workers (empty when all ran)."""
-    from tqdm.auto import tqdm
-
     registry = registry if registry is not None else load_registry()
     tasks = p.tasks
     if only_task is not None:
@@ -443,28 +334,13 @@ def run_plan(p: Plan, registry: Registry | None = None, *, jobs: int = 1, only_t
 
 def _run_workers(p: Plan, pending, jobs: int, worker_args: Sequence[str], bar) -> list[str]:
     """One ``lofw generalize ... --task T`` worker process per task, ``jobs`` at a time."""
-    todo = list(pending)
-    running: dict[str, tuple[subprocess.Popen, Any]] = {}
     failed = []
-    try:
-        while todo or running:
-            while todo and len(running) < jobs:
-                task, _ = todo.pop(0)
-                (p.out / task).mkdir(parents=True, exist_ok=True)
-                log = open(p.out / task / "log.txt", "a")
-                command = [sys.executable, "-m", "lofw.cli.main", "generalize", *worker_args, "--task", task]
-                running[task] = (subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT), log)
-            time.sleep(0.2)
-            for task, (proc, log) in list(running.items()):
-                if proc.poll() is None:
-                    continue
-                log.close()
-                del running[task]
-                bar.update(len(p.items(task)))
-                if proc.returncode != 0:
-                    failed.append(f"{task} (exit {proc.returncode}; see {p.out / task / 'log.txt'})")
-    finally:
-        for proc, log in running.values():
-            proc.terminate()
-            log.close()
+
+    def on_done(job: Job, returncode: int, seconds: float) -> None:
+        bar.update(len(p.items(job.name)))
+        if returncode != 0:
+            failed.append(f"{job.name} (exit {returncode}; see {job.log})")
+
+    run_workers(jobs, [Job(task, ["generalize", *worker_args, "--task", task], p.out / task / "log.txt")
+                       for task, _ in pending], on_done)
     return failed

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from lofw.disk import atomic_write_bytes
 from lofw.errors import ConfigError
 from lofw.plots import band, label_loss_axes, pyplot, save
 from lofw.stability import STABLE_RATIO, ema
@@ -177,8 +178,6 @@ def plot_suite(results: list[Result], path: Path, title: str = "") -> None:
 
 def write_generalize_report(out: str | Path) -> Path:
     """Write ``summary.csv``, ``summary.md`` and ``generalize.png`` into ``out``; return ``out``."""
-    from lofw.checkpoint import atomic_write_bytes
-
     out = Path(out)
     manifest, results = load_results(out)
     rows = table_rows(results)

@@ -41,6 +41,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from lofw.errors import ConfigError, choices
+from lofw.plugin_manager import get_plugin_manager
 
 #: Entry-point group of metrics loggers.
 GROUP = "lofw.loggers"
@@ -76,8 +77,6 @@ def load_loggers(names: Sequence[str]) -> list[tuple[str, Any]]:
 @contextlib.contextmanager
 def use_loggers(names: Sequence[str]) -> Iterator[None]:
     """Register the loggers ``names`` with the plugin manager for the block."""
-    from lofw.plugin_manager import get_plugin_manager
-
     pm = get_plugin_manager()
     loaded = load_loggers(names)
     registered = []
@@ -99,8 +98,6 @@ def log_curves(out_dir: str | Path, curves: dict[str, np.ndarray] | None) -> Non
     """Send evaluation curves through ``lofw_log_metrics``: one call per
     inner step with ``eval/<optimizer>/loss`` (mean over seeds, NaN where
     every seed diverged). Nothing happens when no logger is registered."""
-    from lofw.plugin_manager import get_plugin_manager
-
     hook = get_plugin_manager().hook.lofw_log_metrics
     if not curves or not hook.get_hookimpls():
         return

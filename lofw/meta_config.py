@@ -28,7 +28,9 @@ from typing import Any, Literal
 import pydantic
 from pydantic import ConfigDict, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 
-from lofw.errors import ConfigError
+from lofw.construct import construct
+from lofw.errors import ConfigError, choices
+from lofw.plugin_manager import components
 from lofw.validation import format_validation_error
 
 #: Fields of :class:`MetaTrainConfig` that do not change the trajectory of a
@@ -221,10 +223,6 @@ def build_estimator(config: MetaTrainConfig, registry: Any, where: str = "estima
         ConfigError: unknown estimator name (valid choices: presets and
             components), an argument the estimator does not take.
     """
-    from lofw.construct import construct
-    from lofw.errors import choices
-    from lofw.plugin_manager import components
-
     presets, preset_where = _presets(registry)
     est = config.estimator
     found = components("estimator")

@@ -47,29 +47,34 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import optax
+from jax.experimental import multihost_utils
+from tqdm.auto import tqdm
 
+from lofw import distributed
 from lofw.base_optimizer import AbstractOptimizer
+from lofw.build import build_optimizer
 from lofw.checkpoint import (
+    CHECKPOINT,
     METRICS,
     STATUS,
     TrainingState,
-    atomic_write_json,
     load_checkpoint,
     prepare_run_dir,
     read_metrics,
     save_checkpoint,
     update_run_config,
 )
+from lofw.compile import compiler_options
+from lofw.disk import write_json
+from lofw.errors import ConfigError
 from lofw.estimator import AbstractEstimator
-from lofw.meta_config import (
-    MetaTrainConfig,
-    build_estimator,
-    parse_meta_train_config,
-    resolve_config,
-)
+from lofw.locks import folder_lock
+from lofw.meta_config import MetaTrainConfig, build_estimator, parse_meta_train_config, resolve_config
 from lofw.outer import make_outer_optimizer, zero_nonfinite
+from lofw.plugin_manager import get_plugin_manager
 from lofw.registry import Registry, load_registry
 from lofw.task import AbstractTask
+from lofw.tasks import build_task
 
 Status = Literal["finished", "stopped", "interrupted"]
 
@@ -149,8 +154,6 @@ def meta_train(
     run = setup_run(config, registry)
     mesh = None
     if devices is not None:
-        from lofw import distributed
-
         mesh = distributed.make_mesh(devices)
         distributed.check_divisible(run.config.estimator.particles, mesh)
     run_dir = Path(out) if out is not None else None
@@ -165,12 +168,8 @@ def meta_train(
             elif run_dir is not None:
                 read_metrics(run_dir, upto_step=0)  # a crash before the first checkpoint
         if jax.process_count() > 1:  # every process continues from process 0's state
-            from jax.experimental import multihost_utils
-
             state = multihost_utils.broadcast_one_to_all(state)
         if mesh is not None:
-            from lofw import distributed
-
             state = distributed.shard_training_state(state, mesh)
             run = dataclasses.replace(run, task=distributed.replicate(run.task, mesh))
         return _loop(run, state, metrics, run_dir, progress and _writes(), stop_after)
@@ -180,9 +179,6 @@ def _run_dir_lock(run_dir: Path | None) -> contextlib.AbstractContextManager:
     """The run folder's lock (:mod:`lofw.locks`), creating the folder; held by the writing process only."""
     if run_dir is None or not _writes():
         return contextlib.nullcontext()
-    from lofw.errors import ConfigError
-    from lofw.locks import folder_lock
-
     if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"{run_dir}: exists and is not a folder; choose another --out")
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -203,8 +199,6 @@ def merge_overrides(config: MetaTrainConfig | dict[str, Any] | None, overrides: 
     elif isinstance(config, dict):
         data = dict(config)
     else:
-        from lofw.errors import ConfigError
-
         raise ConfigError(f"meta_train: config must be a MetaTrainConfig or a mapping, got {config!r}")
     for key, value in overrides.items():
         if key in ("estimator", "outer") and isinstance(value, dict) and isinstance(data.get(key), dict):
@@ -225,8 +219,6 @@ def check_run_config(config: MetaTrainConfig | dict[str, Any], registry: Registr
     Raises:
         ConfigError: as :func:`meta_train`.
     """
-    from lofw.tasks import build_task
-
     registry = registry if registry is not None else load_registry()
     config = resolve_config(parse_meta_train_config(config, where), registry)
     build_estimator(config, registry)
@@ -253,8 +245,6 @@ def setup_run(config: MetaTrainConfig, registry: Registry) -> Run:
 
     Every name is checked here, before anything is traced or written.
     """
-    from lofw.tasks import build_task
-
     config = resolve_config(config, registry)
     estimator = build_estimator(config, registry)
     task = build_task(config.task, registry, where="task" if isinstance(config.task, dict) else None)
@@ -289,42 +279,6 @@ def cached_meta_step(estimator: AbstractEstimator, outer_config: Any, static: An
     return _META_STEPS[key]
 
 
-def build_optimizer(recipe: str | dict[str, Any], key: jax.Array, registry: Registry) -> AbstractOptimizer:
-    """The optimizer a run meta-trains.
-
-    ``recipe`` is a recipe name or inline recipe (:func:`lofw.build`), or
-    ``{"optimizer": NAME, **arguments}`` for a registered component of kind
-    ``optimizer`` (a whole optimizer such as the NQM's
-    ``dense_preconditioner``), constructed with ``key``.
-    """
-    from lofw.build import build
-
-    if isinstance(recipe, dict) and "optimizer" in recipe:
-        from lofw.construct import construct
-        from lofw.errors import ConfigError
-
-        kwargs = dict(recipe)
-        name = kwargs.pop("optimizer")
-        if not isinstance(name, str):
-            raise ConfigError(f"recipe.optimizer: expected a registered optimizer name, got {name!r}")
-        return construct("optimizer", name, kwargs, "recipe", key=key)
-    return build(recipe, key=key, registry=registry)
-
-
-def compiler_options() -> dict[str, Any] | None:
-    """XLA options of the meta-step: on CPU, LLVM optimisation level 1.
-
-    Measured with ``benchmarks/meta_step.py`` (STAR, PES, 8 particles,
-    truncation 50, 784-128-128-10 MLP, 2 shared cores): compile 15 s -> 9 s
-    for a ~4% slower meta-step; the default level spends the extra time
-    optimising the learned optimizer's many small per-tensor fusions. The
-    option is fixed, so a resumed run compiles the same program.
-    """
-    if jax.default_backend() == "cpu":
-        return {"xla_backend_optimization_level": 1}
-    return None
-
-
 def make_meta_step(estimator: AbstractEstimator, outer: optax.GradientTransformation, static: Any) -> Callable:
     """The whole meta-step as ONE compiled function.
 
@@ -357,9 +311,7 @@ def make_meta_step(estimator: AbstractEstimator, outer: optax.GradientTransforma
 
 
 def _to_host(metrics: dict[str, Any], step: int) -> dict[str, Any]:
-    from lofw.distributed import to_host
-
-    host = to_host(metrics)  # jax.device_get; with several processes, their global values
+    host = distributed.to_host(metrics)  # jax.device_get; with several processes, their global values
     line: dict[str, Any] = {"step": step}
     for k, v in host.items():
         line[k] = int(v) if jnp.issubdtype(v.dtype, jnp.integer) else float(v)
@@ -368,9 +320,10 @@ def _to_host(metrics: dict[str, Any], step: int) -> dict[str, Any]:
 
 def _status(run_dir: Path | None, status: str, step: int, config: MetaTrainConfig) -> None:
     if run_dir is not None and _writes():
-        atomic_write_json(
+        write_json(
             run_dir / STATUS,
             {"status": status, "step": step, "meta_steps": config.meta_steps, "fingerprint": config.trajectory_fingerprint()},
+            sort_keys=True,
         )
 
 
@@ -378,9 +331,7 @@ def _checkpoint(run_dir: Path | None, state: TrainingState, config: MetaTrainCon
     if run_dir is None:
         return
     if jax.process_count() > 1:  # a collective: every process gathers, process 0 writes
-        from lofw.distributed import to_host
-
-        state = to_host(state)
+        state = distributed.to_host(state)
         if not _writes():
             return
     header = {
@@ -393,10 +344,6 @@ def _checkpoint(run_dir: Path | None, state: TrainingState, config: MetaTrainCon
 
 
 def _loop(run: Run, state: TrainingState, metrics: list, run_dir: Path | None, progress: bool, stop_after: int | None):
-    from tqdm.auto import tqdm
-
-    from lofw.plugin_manager import get_plugin_manager
-
     config = run.config
     start = int(state.step)
     end = config.meta_steps if stop_after is None else min(config.meta_steps, start + stop_after)
@@ -442,7 +389,7 @@ def _loop(run: Run, state: TrainingState, metrics: list, run_dir: Path | None, p
             metrics_file.close()
     step = int(state.step)
     # (with several processes every process must take the same branch: the checkpoint is a collective)
-    if step != last_saved or (run_dir is not None and (jax.process_count() > 1 or not (run_dir / "checkpoint.eqx").exists())):
+    if step != last_saved or (run_dir is not None and (jax.process_count() > 1 or not (run_dir / CHECKPOINT).exists())):
         _checkpoint(run_dir, state, config)
     status: Status = "finished" if step >= config.meta_steps else "stopped"
     _status(run_dir, status, step, config)

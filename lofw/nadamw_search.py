@@ -41,6 +41,8 @@ import optax
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from lofw.base_optimizer import AbstractOptimizer
+from lofw.compile import compiled
+from lofw.curves import loss_curves, normalised
 from lofw.task import AbstractTask
 
 #: Default number of random-search trials (the paper used 1000).
@@ -118,19 +120,15 @@ def sample_trials(key: PRNGKeyArray, n: int) -> dict[str, np.ndarray]:
 
 
 def _trial_curves(hp: dict[str, Array], task: AbstractTask, keys: Array, *, steps: int):
-    from lofw.evaluate import _curves
-
     def one(h):
-        return _curves(NAdamW(**h, steps=steps), task, keys, steps=steps)
+        return loss_curves(NAdamW(**h, steps=steps), task, keys, steps=steps)
 
     return jax.vmap(one)(hp)
 
 
 def trial_curves(hp: dict[str, Array], task: AbstractTask, keys: Array, *, steps: int) -> Float[Array, "trials seeds steps"]:
     """Training losses of every trial in ``hp`` (arrays ``[trials]``), in one compiled call."""
-    from lofw.evaluate import _compiled
-
-    return _compiled(_trial_curves)(hp, task, keys, steps=steps)
+    return compiled(_trial_curves)(hp, task, keys, steps=steps)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -171,8 +169,6 @@ def random_search(
         key: PRNG key of the search (default ``PRNGKey(0)``).
         batch: trials per compiled call (the last batch is padded, not recompiled).
     """
-    from lofw.evaluate import _normalised
-
     trials_hp = sample_trials(key if key is not None else jax.random.PRNGKey(0), int(trials))
     scores = np.full(int(trials), np.inf)
     batch = max(1, min(int(batch), int(trials)))
@@ -182,6 +178,6 @@ def random_search(
         hp = {k: jnp.asarray(v[idx], jnp.float32) for k, v in trials_hp.items()}
         curves = np.asarray(trial_curves(hp, task, keys, steps=steps))
         for j in range(min(batch, int(trials) - start)):
-            score = float(np.mean(_normalised(curves[j], task)))
+            score = float(np.mean(normalised(curves[j], task)))
             scores[start + j] = score if math.isfinite(score) else np.inf
     return SearchResult(trials=trials_hp, scores=scores, best=int(np.argmin(scores)))

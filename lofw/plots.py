@@ -16,7 +16,7 @@ from lofw.stability import EMA
 
 def pyplot():
     """``matplotlib.pyplot`` on the non-interactive Agg backend (no display needed)."""
-    import matplotlib
+    import matplotlib  # imported here: the backend must be chosen before pyplot is first imported
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

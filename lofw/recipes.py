@@ -17,8 +17,9 @@ from pydantic import ConfigDict
 
 from lofw.construct import construct
 from lofw.errors import ConfigError, choices
-from lofw.validation import format_validation_error
 from lofw.optimizer import LearnedOptimizer, required_heads
+from lofw.plugin_manager import components
+from lofw.validation import format_validation_error
 
 #: slot of LearnedOptimizer -> component kind that fills it.
 SLOTS: dict[str, str] = {
@@ -73,8 +74,6 @@ def _merge_slot(slot: str, base: ComponentConfig | None, override: ComponentConf
 
 def component_names(kind: str) -> list[str]:
     """Names registered for ``kind`` (for error messages)."""
-    from lofw.plugin_manager import components
-
     return list(components(kind))
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from lofw.grid.files import read_json
+from lofw.disk import read_json
 
 TINY = {
     "name": "tiny",

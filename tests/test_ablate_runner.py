@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 import yaml
 
+from lofw.disk import read_json, write_json
 from lofw.grid import load_grid, run_grid
-from lofw.grid.files import cell_dir, eval_dir, read_json, write_json
+from lofw.grid.files import cell_dir, eval_dir
 from lofw.grid.runner import baseline_owners
 
 
@@ -29,10 +30,10 @@ class Fakes:
         lines = [{"step": s + 1, "meta_loss": 1.0 / (s + 1)} for s in range(config.meta_steps)]
         out.mkdir(parents=True, exist_ok=True)
         (out / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
-        return types.SimpleNamespace(status="finished")
+        return types.SimpleNamespace(status="finished", optimizer=None, config=config)
 
     def evaluate(self, run, task=None, *, steps, seeds, baselines=(), out, seed=0, registry=None, **_):
-        config = json.loads((run.parent / "cell.json").read_text())["resolved"]["meta_train"]
+        config = json.loads((run.run_dir.parent / "cell.json").read_text())["resolved"]["meta_train"]
         self.evaluated.append((config["recipe"], steps, tuple(baselines)))
         out.mkdir(parents=True)
         diverged = [config["recipe"] == "blackbox"] + [False] * (seeds - 1)
@@ -46,9 +47,9 @@ class Fakes:
 @pytest.fixture
 def fakes(monkeypatch):
     f = Fakes()
-    # (``lofw.meta_train`` is the function; patch the functions in their modules)
-    monkeypatch.setattr(importlib.import_module("lofw.meta_train"), "meta_train", f.meta_train)
-    monkeypatch.setattr(importlib.import_module("lofw.evaluate"), "evaluate", f.evaluate)
+    # (patched where the runner calls them)
+    monkeypatch.setattr(importlib.import_module("lofw.grid.runner"), "meta_train", f.meta_train)
+    monkeypatch.setattr(importlib.import_module("lofw.grid.runner"), "evaluate", f.evaluate)
     return f
 
 

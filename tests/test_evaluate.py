@@ -11,7 +11,8 @@ import optax
 import pytest
 
 import lofw
-from lofw.evaluate import OptaxBaseline, train_curves
+from lofw.baselines import OptaxBaseline
+from lofw.curves import train_curves
 
 
 class Bowl(lofw.AbstractTask):
@@ -95,7 +96,7 @@ def test_unknown_baseline_and_missing_task_are_config_errors(tmp_path):
         lofw.evaluate(SGD(jnp.float32(0.1)), Bowl(), baselines=["sgd"])
     with pytest.raises(lofw.ConfigError, match="give a `task`"):
         lofw.evaluate(SGD(jnp.float32(0.1)))
-    with pytest.raises(lofw.ConfigError, match="not a meta-training run folder"):
+    with pytest.raises(lofw.ConfigError, match="neither a meta-training run"):
         lofw.evaluate(tmp_path)
 
 
@@ -142,7 +143,8 @@ def test_task_plugin_is_found_trained_and_evaluated(tmp_path):
 
 def test_baseline_tuned_for_n_steps_picks_the_best_mean_over_those_steps():
     grid, n = (1e-3, 1e-2, 1e-1, 3e-1), 3
-    result = lofw.evaluate(SGD(jnp.float32(0.1)), Bowl(), steps=40, seeds=2, baselines=[f"adam@{n}", "adam@horizon"],
+    source = lofw.Source("sgd", SGD(jnp.float32(0.1)), horizon=10)
+    result = lofw.evaluate(source, Bowl(), steps=40, seeds=2, baselines=[f"adam@{n}", "adam@horizon"],
                            lr_grid=grid, tune_seeds=2)
     tune_keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.PRNGKey(0), 1_000_000 + i))(jnp.arange(2))
     means = [np.asarray(train_curves(OptaxBaseline("adam", jnp.float32(lr)), Bowl(), tune_keys, steps=n)).mean()
@@ -150,8 +152,11 @@ def test_baseline_tuned_for_n_steps_picks_the_best_mean_over_those_steps():
     entry = result.summary["optimizers"][f"adam@{n}"]
     assert entry["lr"] == grid[int(np.argmin(means))] and entry["tuned_for_steps"] == n
     assert result.curves[f"adam@{n}"].shape == (2, 40)
-    # an optimizer object's horizon is MetaTrainConfig's default, capped at the evaluated steps
-    assert result.summary["optimizers"]["adam@horizon"]["tuned_for_steps"] == 40
+    # tuned for the source's horizon
+    assert result.summary["optimizers"]["adam@horizon"]["tuned_for_steps"] == 10
+    # an optimizer object has no horizon: @horizon is refused, not silently tuned for some default
+    with pytest.raises(lofw.ConfigError, match="has no meta-training horizon"):
+        lofw.evaluate(SGD(jnp.float32(0.1)), Bowl(), steps=40, seeds=2, baselines=["adam@horizon"])
 
 
 @pytest.mark.parametrize("bad", ["adam@0", "adam@x", "sgd@5"])

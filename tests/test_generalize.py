@@ -112,7 +112,7 @@ class Bowl(lofw.AbstractTask):
 
 
 def test_random_search_picks_the_argmin_of_its_trials():
-    from lofw.evaluate import train_curves
+    from lofw.curves import train_curves
     from lofw.nadamw_search import DEFAULTS, nadamw, random_search
 
     task, keys = Bowl(), jax.random.split(jax.random.PRNGKey(3), 2)
@@ -191,7 +191,7 @@ def test_generalize_end_to_end_resumes_and_matches_its_curves(grid_run, monkeypa
 
     # a second run trains nothing
     stamps = {p: p.stat().st_mtime_ns for p in out.glob("tiny/*/summary.json")}
-    monkeypatch.setattr(importlib.import_module("lofw.evaluate"), "train_curves", lambda *a, **k: pytest.fail("a finished pair was run again"))
+    monkeypatch.setattr(importlib.import_module("lofw.generalize"), "train_curves", lambda *a, **k: pytest.fail("a finished pair was run again"))
     assert main(argv) == 0
     assert stamps == {p: p.stat().st_mtime_ns for p in out.glob("tiny/*/summary.json")}
     assert "nadamw" in capsys.readouterr().out
@@ -284,7 +284,7 @@ def test_bad_inputs_one_message_exit_2_nothing_written(registry_file, tmp_path):
 def test_a_pretrained_source_is_the_shipped_optimizer_with_its_cards_horizon():
     import equinox as eqx
 
-    from lofw.generalize import resolve_source
+    from lofw.sources import resolve_source
 
     source = resolve_source("pretrained:star", load_registry())
     card = importlib.import_module("lofw.pretrained").read_card("star")

@@ -38,11 +38,11 @@ def test_centring_on_a_scaled_identity_matches_the_closed_form():
     """P = p I, H = h I: C P H = p h C, so A has 1 - alpha h once (the all-ones
     direction, whose learned step centring removes) and 1 - (alpha + p) h n-1 times."""
     n, h, p, alpha = 4, 0.8, 0.5, 0.1
-    A = nqm.update_matrix(h * np.eye(n), stabilisers.center(p * np.eye(n)), alpha)
+    A = nqm.update_matrix(h * np.eye(n), stabilisers.centered(p * np.eye(n)), alpha)
     got = np.sort(np.linalg.eigvals(A).real)
     expected = np.sort([1 - alpha * h] + [1 - (alpha + p) * h] * (n - 1))
     np.testing.assert_allclose(got, expected, rtol=1e-12)
-    np.testing.assert_allclose(stabilisers.center(p * np.eye(n)) @ np.ones(n), 0.0, atol=1e-15)
+    np.testing.assert_allclose(stabilisers.centered(p * np.eye(n)) @ np.ones(n), 0.0, atol=1e-15)
 
 
 def test_radius_bound_and_symmetric_guarantee_hold_on_random_instances():

@@ -16,7 +16,8 @@ import yaml
 import lofw
 from lofw.cli.main import main as cli
 from lofw.grid import load_grid, run_grid
-from lofw.pretrained import CARD, PARAMS, read_card, resolve_source
+from lofw.pretrained import CARD, PARAMS, read_card
+from lofw.sources import resolve_source
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +53,9 @@ def test_card_holds_the_provenance_and_results(exported):
 def test_loaded_optimizer_equals_the_run_and_reproduces_the_card(exported):
     folder, _ = exported
     opt = lofw.pretrained(str(folder))
-    run_opt, info = resolve_source(folder.parent.parent / "grid" / "cells" / exported[1].id / "run")
-    assert info["kind"] == "run" and info["horizon"] == 20
+    source = resolve_source(folder.parent.parent / "grid" / "cells" / exported[1].id / "run")
+    run_opt = source.optimizer
+    assert source.kind == "cell" and source.horizon == 20
     for a, b in zip(jax.tree_util.tree_leaves(lofw.meta_parameters(opt)), jax.tree_util.tree_leaves(lofw.meta_parameters(run_opt))):
         np.testing.assert_array_equal(a, b)
     card = read_card(folder)

@@ -11,8 +11,9 @@ import pytest
 import yaml
 
 from lofw.cli.main import main
+from lofw.disk import write_json
 from lofw.grid import load_grid
-from lofw.grid.files import cell_dir, eval_dir, write_json
+from lofw.grid.files import cell_dir, eval_dir
 from lofw.grid.report import EMA, ema, mean_se, write_report
 from lofw.grid.runner import prepare
 

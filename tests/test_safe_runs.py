@@ -17,14 +17,15 @@ from pathlib import Path
 
 import pytest
 import yaml
+from test_ablate_runner import Fakes, _grid, fakes  # noqa: F401 - the fixture
+from test_meta_train import CONFIG_DICT
 
 import lofw
 from lofw.checkpoint import CHECKPOINT, METRICS, PREVIOUS, STATUS
 from lofw.cli.main import main as cli
+from lofw.disk import read_json, write_json
 from lofw.grid import load_grid, run_grid
-from lofw.grid.files import cell_dir, eval_dir, read_json, write_json
-from test_ablate_runner import Fakes, _grid, fakes  # noqa: F401 - the fixture
-from test_meta_train import CONFIG_DICT
+from lofw.grid.files import cell_dir, eval_dir
 
 # the meta-step of test_meta_train (compiled once per session), 4 meta-steps
 ARGS = ["star", "--task", "digits_mlp", "--estimator", "pes", "--truncation", "10", "--particles", "8",

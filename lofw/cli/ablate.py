@@ -17,6 +17,20 @@ import argparse
 import sys
 from pathlib import Path
 
+from lofw.cli.plugins import format_table
+from lofw.compile import enable_compile_cache
+from lofw.disk import read_json
+from lofw.errors import ConfigError, choices
+from lofw.grid.expand import variant_label
+from lofw.grid.files import cell_dir
+from lofw.grid.report import write_report
+from lofw.grid.runner import HELD, cell_status, prepare, run_cell, run_grid
+from lofw.grid.validate import load_grid
+from lofw.locks import lock_holder
+from lofw.loggers import use_loggers
+from lofw.meta_train import check_run_config
+from lofw.registry import load_registry
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("grid", metavar="GRID", help="a grid name from registry.yaml (grids:) or a YAML file")
@@ -33,28 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="do not keep compiled XLA programs in OUT/.jax_cache (shared by cells, workers and reruns)")
 
 
-def _enable_compile_cache(out: Path) -> None:
-    """Persist compiled programs across cells, worker processes and reruns.
-
-    Cells that differ only by seed or by a hyperparameter that is data (not
-    shape) compile the same programs; with the cache only the first pays. A
-    cache directory chosen by the user (``JAX_COMPILATION_CACHE_DIR``) wins.
-    """
-    import os
-
-    if not os.environ.get("JAX_COMPILATION_CACHE_DIR"):
-        os.environ["JAX_COMPILATION_CACHE_DIR"] = str((out / ".jax_cache").resolve())
-    from jax.experimental.compilation_cache import compilation_cache
-
-    compilation_cache.reset_cache()  # in case something compiled before the directory was known
-    compilation_cache.set_cache_dir(os.environ["JAX_COMPILATION_CACHE_DIR"])
-
-
 def _print_cells(loaded, out: Path | None) -> None:
-    from lofw.cli.plugins import format_table
-    from lofw.grid.expand import variant_label
-    from lofw.grid.runner import cell_status
-
     rows = []
     for c in loaded.cells:
         row = {"#": str(c.index), "id": c.id, "variant": variant_label(c.variant), "seed": str(c.config.seed)}
@@ -66,11 +59,6 @@ def _print_cells(loaded, out: Path | None) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lofw.errors import ConfigError, choices
-    from lofw.grid.files import read_json
-    from lofw.grid.validate import load_grid
-    from lofw.registry import load_registry
-
     if args.jobs < 1:
         raise ConfigError(f"--jobs: must be at least 1, got {args.jobs}")
     registry = load_registry(args.registry)
@@ -88,9 +76,6 @@ def run(args: argparse.Namespace) -> int:
         _print_cells(loaded, out if (out / "grid.json").is_file() else None)
         print("dry run: nothing was run or written")
         return 0
-    from lofw.grid.runner import HELD, prepare, run_cell, run_grid
-    from lofw.loggers import use_loggers
-    from lofw.meta_train import check_run_config
 
     matches = [c for c in loaded.cells if c.id == args.cell] if args.cell else loaded.cells
     if args.cell and not matches:
@@ -110,14 +95,11 @@ def run(args: argparse.Namespace) -> int:
             check_run_config(cell.config, registry, f"{loaded.source}: cell {cell.id} ({cell.overrides})")
     with use_loggers(args.log):
         if not args.no_compile_cache:
-            _enable_compile_cache(out)
+            enable_compile_cache(out)
         if args.cell:
             prepare(loaded, out)
             status = run_cell(loaded, matches[0], out, registry=registry, progress=not args.no_progress)
             if status == HELD:
-                from lofw.locks import lock_holder
-                from lofw.grid.files import cell_dir
-
                 print(f"cell {args.cell}: held by process {lock_holder(cell_dir(out, args.cell))}; skipped")
                 return 0
             print(f"cell {args.cell}: {status}")
@@ -128,8 +110,6 @@ def run(args: argparse.Namespace) -> int:
     held = f"; {outcome.held} held by another process, skipped" if outcome.held else ""
     print(f"grid {loaded.grid.name}: {counts}{held} ({outcome.seconds:.0f} s) in {out}", file=sys.stderr)
     if not args.no_report:
-        from lofw.grid.report import write_report
-
         folder = write_report(out)
         print(f"report: {folder / 'summary.md'}")
     return 0 if outcome.ok else 1

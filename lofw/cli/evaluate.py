@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import argparse
 
+from lofw.evaluate import evaluate
+from lofw.loggers import load_loggers, log_curves, use_loggers
+from lofw.registry import load_registry
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run", help="a meta-training run folder, or pretrained:NAME (lofw pretrained lists them)")
@@ -29,11 +33,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lofw.evaluate import evaluate
-    from lofw.registry import load_registry
-
-    from lofw.loggers import load_loggers, log_curves, use_loggers
-
     registry = load_registry(args.registry) if args.registry else None
     load_loggers(args.log)  # an unknown logger fails before anything runs
     result = evaluate(

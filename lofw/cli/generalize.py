@@ -18,6 +18,12 @@ import argparse
 import sys
 from pathlib import Path
 
+from lofw.compile import enable_compile_cache
+from lofw.errors import ConfigError
+from lofw.generalize import plan, run_plan
+from lofw.generalize_report import csv_text, load_results, table_rows, write_generalize_report
+from lofw.registry import load_registry
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("sources", nargs="+", metavar="SOURCE",
@@ -57,10 +63,6 @@ def _worker_args(args: argparse.Namespace, out: Path, baselines: list[str]) -> l
 
 
 def run(args: argparse.Namespace) -> int:
-    from lofw.errors import ConfigError
-    from lofw.generalize import plan, run_plan
-    from lofw.registry import load_registry
-
     if args.jobs < 1:
         raise ConfigError(f"--jobs: must be at least 1, got {args.jobs}")
     registry = load_registry(args.registry)
@@ -69,16 +71,12 @@ def run(args: argparse.Namespace) -> int:
              nadamw_trials=args.nadamw_trials, out=args.out, seed=args.seed, seed_batch=args.seed_batch,
              registry=registry)
     if not args.no_compile_cache:
-        from lofw.cli.ablate import _enable_compile_cache
-
-        _enable_compile_cache(p.out)
+        enable_compile_cache(p.out)
     failed = run_plan(p, registry, jobs=args.jobs, only_task=args.task, progress=not args.no_progress,
                       worker_args=_worker_args(args, p.out, baselines))
     for failure in failed:
         print(f"lofw generalize: task {failure}", file=sys.stderr)
     if not args.no_report and args.task is None:
-        from lofw.generalize_report import csv_text, load_results, table_rows, write_generalize_report
-
         write_generalize_report(p.out)
         print(csv_text(table_rows(load_results(p.out)[1])), end="")
         print(f"report: {p.out / 'summary.md'}")

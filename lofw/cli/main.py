@@ -13,6 +13,8 @@ import importlib
 import os
 import sys
 
+from lofw.errors import LofwError
+
 #: sub-command -> (module in lofw.cli, one-line help).
 COMMANDS: dict[str, tuple[str, str]] = {
     "plugins": ("plugins", "list the registered components and the plugins that provide them"),
@@ -54,8 +56,6 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from lofw.errors import LofwError
-
     args = make_parser().parse_args(argv)
     try:
         return int(args._run(args) or 0)

@@ -14,8 +14,17 @@ and are overridden by the flags given.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
+
+from lofw.compile import enable_compile_cache
+from lofw.distributed import initialize, is_writer
+from lofw.errors import ConfigError
+from lofw.loggers import use_loggers
+from lofw.meta_config import parse_meta_train_config
+from lofw.meta_train import check_run_config, meta_train
+from lofw.registry import load_registry, read_yaml
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -51,24 +60,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def use_compile_cache(out: Path) -> None:
-    """Persist compiled programs in ``out/.jax_cache`` so that a resume does
-    not compile again; ``JAX_COMPILATION_CACHE_DIR``, when set, wins."""
-    import os
-
-    if not os.environ.get("JAX_COMPILATION_CACHE_DIR"):
-        os.environ["JAX_COMPILATION_CACHE_DIR"] = str((out / ".jax_cache").resolve())
-    from jax.experimental.compilation_cache import compilation_cache
-
-    compilation_cache.reset_cache()
-    compilation_cache.set_cache_dir(os.environ["JAX_COMPILATION_CACHE_DIR"])
-
-
 def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """The run config: ``--config`` file, then the flags given."""
-    from lofw.errors import ConfigError
-    from lofw.registry import read_yaml
-
     data: dict[str, Any] = {}
     if args.config:
         loaded = read_yaml(Path(args.config))
@@ -94,20 +87,11 @@ def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    import sys
-
-    from lofw.meta_config import parse_meta_train_config
-    from lofw.meta_train import check_run_config, meta_train
-    from lofw.registry import load_registry
-
-    from lofw.errors import ConfigError
-
     explicit = [f for f, v in (("--coordinator", args.coordinator), ("--num-processes", args.num_processes),
                                 ("--process-id", args.process_id)) if v is not None]
     if explicit and not args.distributed:
         raise ConfigError(f"{explicit[0]}: only meaningful with --distributed")
     if args.distributed:  # before any JAX computation
-        from lofw.distributed import initialize
 
         initialize(args.coordinator, args.num_processes, args.process_id)
     devices = args.devices if args.devices is not None else ("all" if args.distributed else None)
@@ -119,15 +103,13 @@ def run(args: argparse.Namespace) -> int:
     if out is None:
         name = lambda x: x if isinstance(x, str) else "custom"  # noqa: E731
         out = f"runs/{name(config.recipe)}-{name(config.task)}-{config.estimator.name}"
-    from lofw.loggers import use_loggers
 
     with use_loggers(args.log):
         if not args.no_compile_cache:
-            use_compile_cache(Path(out))
+            enable_compile_cache(Path(out))
         result = meta_train(
             config, out=out, registry=registry, progress=not args.no_progress, stop_after=args.stop_after, devices=devices
         )
-    from lofw.distributed import is_writer
 
     if not is_writer():
         return 0

@@ -11,8 +11,14 @@ import argparse
 import json
 import math
 import sys
+from pathlib import Path
 
+import numpy as np
+
+from lofw import nqm
 from lofw.errors import ConfigError
+from lofw.nqm import figures, stabilisers
+from lofw.nqm.dynamics import PAPER_HESSIAN
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -86,8 +92,6 @@ def parse_json_value(text: str, option: str, example: str):
 
 def parse_matrix(text: str, option: str, n: int | None = None):
     """A finite square float matrix from a JSON nested list; ConfigError naming the option otherwise."""
-    import numpy as np
-
     example = f'{option} "[[0.1, 0], [0, 0.2]]"'
     value = parse_json_value(text, option, example)
     if not isinstance(value, list) or not value or not all(isinstance(r, list) for r in value):
@@ -108,8 +112,6 @@ def parse_matrix(text: str, option: str, n: int | None = None):
 
 def parse_d_max(text: str):
     """Lemma 3's ``d_max``: a positive number or a JSON list of positive numbers."""
-    import numpy as np
-
     example = '--d-max 1.5 or --d-max "[1.0, 1.5]"'
     value = parse_json_value(text, "--d-max", example)
     values = value if isinstance(value, list) else [value]
@@ -127,11 +129,6 @@ def _complex(z) -> list[float]:
 
 def stabiliser_report(H, P, alpha: float, precondition: bool, limit: float | None, center: bool) -> dict:
     """``A`` with P after the stabilisers' NQM analogues (:mod:`lofw.nqm.stabilisers`)."""
-    import numpy as np
-
-    from lofw import nqm
-    from lofw.nqm import stabilisers
-
     P_s = stabilisers.stabilise(P, alpha, limit, center)
     A = nqm.update_matrix(H, P_s, alpha, precondition=precondition)
     entry = {
@@ -151,10 +148,6 @@ def stabiliser_report(H, P, alpha: float, precondition: bool, limit: float | Non
 def stability_report(H, P, alpha: float, precondition: bool = False, d_max=None,
                      limit: float | None = None, center: bool = False) -> dict:
     """Everything ``lofw nqm stability`` prints, as a JSON-able dict."""
-    import numpy as np
-
-    from lofw import nqm
-
     A = nqm.update_matrix(H, P, alpha, precondition=precondition)
     radius = nqm.spectral_radius(A)
     verdict = "stable" if radius < 1 - 1e-12 else ("marginally stable" if radius <= 1 + 1e-12 else "unstable")
@@ -248,10 +241,6 @@ def format_report(r: dict) -> str:
 
 
 def run_stability(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from lofw.nqm.dynamics import PAPER_HESSIAN
-
     H = PAPER_HESSIAN if args.H is None else parse_matrix(args.H, "--H")
     if not np.allclose(H, H.T, rtol=1e-10, atol=1e-12):
         raise ConfigError("--H: must be symmetric")
@@ -276,10 +265,6 @@ def run_stability(args: argparse.Namespace) -> int:
 
 
 def run_figures(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from lofw.nqm import figures
-
     out = Path(args.out)
     try:
         out.mkdir(parents=True, exist_ok=True)

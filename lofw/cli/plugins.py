@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from lofw.plugin_manager import component_infos
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -12,8 +14,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _rows(kind: str | None) -> list[dict[str, str]]:
-    from lofw.plugin_manager import component_infos
-
     return [
         {
             "kind": info.kind,

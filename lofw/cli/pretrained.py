@@ -10,6 +10,12 @@ from __future__ import annotations
 import argparse
 import json
 
+from lofw.cli.plugins import format_table
+from lofw.errors import ConfigError
+from lofw.grid.export import export
+from lofw.pretrained import read_card, registered
+from lofw.registry import load_registry
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", nargs="?", choices=["list", "export"], default="list",
@@ -40,13 +46,9 @@ def _summary(card: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lofw.errors import ConfigError
-    from lofw.pretrained import export, read_card, registered
-
     if args.action == "export":
         if not args.grid or not args.name:
             raise ConfigError("export: give GRID_DIR and --name (and --cell ID or --variant LABEL)")
-        from lofw.registry import load_registry
 
         registry = load_registry(args.registry) if args.registry else None
         folder = export(args.grid, args.name, cell=args.cell, variant=args.variant, seed=args.seed,
@@ -63,7 +65,6 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps([{"name": n, "plugin": infos[n].plugin, "folder": str(infos[n].folder), "card": c}
                           for n, c in cards.items()], indent=2))
         return 0
-    from lofw.cli.plugins import format_table
 
     rows = [{"name": n, "recipe": str(c.get("recipe_name") or "custom"), "task": str(c.get("task_name") or "custom"),
              "horizon": str(c.get("horizon", "")), "meta_steps": str(c.get("meta_steps", "")),

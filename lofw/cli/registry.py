@@ -6,6 +6,8 @@ import argparse
 import json
 
 from lofw.cli.plugins import format_table
+from lofw.recipes import SLOTS, resolve_recipe
+from lofw.registry import load_registry
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -14,16 +16,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _slots(recipe) -> str:
-    from lofw.recipes import SLOTS
-
     parts = [f"{slot}={getattr(recipe, slot).name}" for slot in SLOTS if getattr(recipe, slot) is not None]
     return ", ".join(parts)
 
 
 def run(args: argparse.Namespace) -> int:
-    from lofw.recipes import resolve_recipe
-    from lofw.registry import load_registry
-
     reg = load_registry(args.file)
     recipes = {
         name: resolve_recipe(r, reg.recipes, f"{reg.path}: recipes.{name}", name) for name, r in reg.recipes.items()

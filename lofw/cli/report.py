@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import argparse
 
+from lofw.grid.report import write_report
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("out", metavar="OUT", help="the output folder of `lofw ablate`")
 
 
 def run(args: argparse.Namespace) -> int:
-    from lofw.grid.report import write_report
-
     folder = write_report(args.out)
     text = (folder / "summary.md").read_text()
     print(text.split("## Plots")[0].rstrip())

@@ -19,10 +19,15 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
+from lofw.base_optimizer import AbstractOptimizer
+from lofw.checkpoint import read_checkpoint_header
 from lofw.errors import ConfigError, choices
-from lofw.registry import Registry
+from lofw.generalize import Item, Settings, identity, is_done, run_task, slug
+from lofw.grid.files import cell_dir, run_dir
+from lofw.registry import Registry, load_registry
+from lofw.sources import Source
 
 #: Folder of the out-of-distribution results inside a cell folder.
 OOD_DIR = "generalize"
@@ -71,9 +76,7 @@ def resolve_eval_tasks(tasks: str | list[str] | None, source: str, registry: Reg
     return tuple(OodTask(name, steps, registry.tasks[name]) for name, steps in entries)
 
 
-def _settings(cell):
-    from lofw.generalize import Settings
-
+def _settings(cell) -> Settings:
     return Settings(seeds=cell.eval.seeds, seed=EVAL_SEED)
 
 
@@ -82,19 +85,13 @@ def _steps(cell, t: OodTask) -> int:
 
 
 def ood_folder(out: Path, cell_id: str, task: str) -> Path:
-    from lofw.grid.files import cell_dir
-
     return cell_dir(out, cell_id) / OOD_DIR / task
 
 
-def _items(out: Path, cell, t: OodTask, baselines: tuple[str, ...], optimizer: Any = None):
-    from lofw.checkpoint import read_checkpoint_header
-    from lofw.generalize import Item, Source, slug
-    from lofw.grid.files import run_dir
-
+def _items(out: Path, cell, t: OodTask, baselines: tuple[str, ...], optimizer: Any = None) -> list[Item]:
     step = (read_checkpoint_header(run_dir(out, cell.id)) or {}).get("step")
     folder = ood_folder(out, cell.id, t.task)
-    learned = Source(LEARNED, optimizer, cell.config.horizon, f"cell {cell.id} step {step}")
+    learned = Source(LEARNED, optimizer, horizon=cell.config.horizon, ident=f"cell {cell.id} step {step}")
     return [Item(LEARNED, folder / LEARNED, source=learned)] + [
         Item(b, folder / slug(b), baseline=b) for b in baselines
     ]
@@ -102,8 +99,6 @@ def _items(out: Path, cell, t: OodTask, baselines: tuple[str, ...], optimizer: A
 
 def ood_complete(out: Path, cell, baselines: tuple[str, ...] = ()) -> bool:
     """True when every ``eval.tasks`` result of the cell is on disk with matching settings."""
-    from lofw.generalize import identity, is_done
-
     settings = _settings(cell)
     return all(
         is_done(item, identity(item, t.task, _steps(cell, t), settings, t.spec))
@@ -111,25 +106,15 @@ def ood_complete(out: Path, cell, baselines: tuple[str, ...] = ()) -> bool:
     )
 
 
-def run_ood(out: Path, cell, baselines: tuple[str, ...], registry: Registry | None, say=None) -> dict[str, int]:
-    """Evaluate the cell's optimizer (and ``baselines``) on every ``eval.tasks`` task not yet done;
-    return task -> diverged seeds of the learned optimizer (for the tasks run now)."""
-    from lofw.generalize import run_task
-    from lofw.grid.files import run_dir
-    from lofw.registry import load_registry
-
+def run_ood(
+    out: Path, cell, optimizer: AbstractOptimizer, baselines: tuple[str, ...], registry: Registry | None,
+    say: Callable[[str], None] | None = None,
+) -> dict[str, int]:
+    """Evaluate the cell's meta-trained ``optimizer`` (and ``baselines``) on every ``eval.tasks`` task
+    not yet done; return task -> diverged seeds of the learned optimizer (for the tasks run now)."""
     if not cell.ood:
         return {}
     registry = registry if registry is not None else load_registry()
-    loaded: dict[str, Any] = {}
-
-    def optimizer():  # the checkpoint is loaded once, and only when some task needs it
-        if "opt" not in loaded:
-            from lofw.evaluate import _resolve_run
-
-            loaded["opt"] = _resolve_run(run_dir(out, cell.id), None, registry)[0]
-        return loaded["opt"]
-
     diverged = {}
     for t in cell.ood:
         items = _items(Path(out), cell, t, baselines, optimizer)

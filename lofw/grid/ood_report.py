@@ -12,8 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
+from lofw.disk import read_json
 from lofw.generalize_report import Result, csv_text, markdown_table, plot_suite, read_result, table_rows
-from lofw.grid.files import cells_dir, read_json
+from lofw.grid.files import cells_dir
 from lofw.grid.ood import LEARNED, OOD_DIR
 
 

@@ -29,8 +29,17 @@ from pathlib import Path
 import numpy as np
 
 from lofw.grid.files import FINISHED, report_dir
-from lofw.grid.results import (LEARNED, CellData, baseline_names, load_cells, mean_se, meta_ema,  # noqa: F401
-                               stack_runs, variant_groups)
+from lofw.grid.ood_report import ood_section
+from lofw.grid.results import (  # noqa: F401
+    LEARNED,
+    CellData,
+    baseline_names,
+    load_cells,
+    mean_se,
+    meta_ema,
+    stack_runs,
+    variant_groups,
+)
 from lofw.grid.tables import csv_table, markdown_records, markdown_table, seed_rows, summary_rows
 from lofw.plots import band, label_loss_axes, pyplot, save
 from lofw.stability import EMA, ema  # noqa: F401  (re-exported)
@@ -136,7 +145,6 @@ def write_report(out: str | Path) -> Path:
            markdown_table(rows, columns), "", "## Per meta-training seed", "",
            markdown_records(seed_rows(cells, rows)), "", "## Plots", "", "![meta-training](meta_training.png)", ""]
     md += [f"![inner training, {h} steps](inner_training_h{h}.png)" for h in horizons]
-    from lofw.grid.ood_report import ood_section  # a grid's eval.tasks (out of distribution)
-    md += ood_section(out, folder)
+    md += ood_section(out, folder)  # a grid's eval.tasks (out of distribution)
     (folder / "summary.md").write_text("\n".join(md) + "\n")
     return folder

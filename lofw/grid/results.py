@@ -13,8 +13,9 @@ from typing import Any
 
 import numpy as np
 
+from lofw.disk import read_json, read_jsonl
 from lofw.errors import ConfigError
-from lofw.grid.files import cell_dir, eval_dir, read_json, read_jsonl, run_dir
+from lofw.grid.files import cell_dir, eval_dir, run_dir
 from lofw.stability import EMA
 
 #: The evaluation curves' key of the learned optimizer (the others are baselines).

@@ -4,8 +4,11 @@ A cell runs in three resumable stages, each leaving files that the next run
 trusts (see :mod:`lofw.grid.files` for the layout):
 
 1. ``lofw.meta_train(cell.config, out=cell_dir/"run")``: resumes from the
-   run's own checkpoint and returns at once when it is finished.
-2. For each evaluation horizon ``H``: ``lofw.evaluate`` into a scratch folder
+   run's own checkpoint and returns at once (with the checkpoint's
+   optimizer) when it is finished.
+2. For each evaluation horizon ``H``: ``lofw.evaluate`` of the optimizer
+   meta_train returned (in memory, as a :class:`lofw.Source` with the cell's
+   task and horizon) into a scratch folder
    ``eval/h<H>.partial`` that is renamed to ``eval/h<H>`` when complete, so a
    killed evaluation is simply redone (evaluation is deterministic).
 3. ``cell_status.json``: ``done``, or ``diverged`` when the meta-loss became
@@ -37,20 +40,24 @@ import dataclasses
 import math
 import os
 import shutil
-import subprocess
 import sys
 import time
 import traceback
 from pathlib import Path
 from typing import Any, Callable
 
+from lofw.disk import read_json, read_jsonl, write_json
+from lofw.evaluate import evaluate
 from lofw.grid.expand import canonical_json, variant_label
-from lofw.grid.files import (
-    FINISHED, cell_dir, eval_dir, read_json, read_jsonl, run_dir, write_json,
-)
+from lofw.grid.files import FINISHED, cell_dir, eval_dir, run_dir
 from lofw.grid.ood import ood_complete, run_ood
 from lofw.grid.validate import Cell, LoadedGrid
+from lofw.locks import FolderBusyError, folder_lock, lock_holder
+from lofw.loggers import log_curves
+from lofw.meta_train import meta_train
 from lofw.registry import Registry
+from lofw.sources import Source
+from lofw.workers import Job, run_workers
 
 #: Name of the learned optimizer's curves in lofw.evaluate's output.
 LEARNED = "learned"
@@ -177,8 +184,6 @@ def run_cell(
         progress: show meta-training's progress bar.
         baselines: baselines this cell trains (default: from :func:`baseline_owners`).
     """
-    from lofw.locks import FolderBusyError, folder_lock
-
     out = Path(out)
     if baselines is None:
         baselines = baseline_owners(loaded.cells).get(cell.id, ())
@@ -200,9 +205,6 @@ def run_cell(
 
 
 def _run_locked(cell: Cell, out: Path, folder: Path, registry, progress: bool, baselines: tuple[str, ...]) -> str:
-    from lofw.evaluate import evaluate
-    from lofw.meta_train import meta_train
-
     previous = read_json(folder / "cell_status.json") or {}
     _set_status(folder, "running", attempts=int(previous.get("attempts", 0)) + 1, error=None, pid=os.getpid())
     start = time.time()
@@ -211,6 +213,8 @@ def _run_locked(cell: Cell, out: Path, folder: Path, registry, progress: bool, b
         result = meta_train(cell.config, out=run, registry=registry, progress=progress)
         if result.status != "finished":
             return "running"
+        source = Source(cell_label(cell), result.optimizer, task=result.config.task, horizon=result.config.horizon,
+                        run_dir=run, kind="cell")
         diverged = {}
         meta_ok = _finite_metrics(read_jsonl(run / "metrics.jsonl"))
         for steps in cell.eval.horizons:
@@ -222,18 +226,16 @@ def _run_locked(cell: Cell, out: Path, folder: Path, registry, progress: bool, b
                 target = eval_dir(out, cell.id, steps)
                 scratch = target.with_name(target.name + ".partial")
                 shutil.rmtree(scratch, ignore_errors=True)
-                result = evaluate(run, steps=steps, seeds=cell.eval.seeds, baselines=list(baselines),
-                                  out=scratch, seed=EVAL_SEED, registry=registry)
+                evaluated = evaluate(source, steps=steps, seeds=cell.eval.seeds, baselines=list(baselines),
+                                     out=scratch, seed=EVAL_SEED, registry=registry)
                 shutil.rmtree(target, ignore_errors=True)
                 os.replace(scratch, target)
-                from lofw.loggers import log_curves
-
-                log_curves(target, getattr(result, "curves", None))
+                log_curves(target, getattr(evaluated, "curves", None))
                 summary = _eval_complete(out, cell, steps, baselines)
                 if summary is None:
                     raise RuntimeError(f"lofw.evaluate wrote no complete summary in {target}")
             diverged[str(steps)] = int(summary["optimizers"][LEARNED].get("n_diverged", 0))
-        run_ood(out, cell, baselines, registry, _say if progress else None)  # eval.tasks (lofw.grid.ood)
+        run_ood(out, cell, result.optimizer, baselines, registry, _say if progress else None)  # eval.tasks
         status = "diverged" if (not meta_ok or any(diverged.values())) else "done"
         _set_status(folder, status, seconds=time.time() - start, meta_loss_finite=meta_ok,
                     eval_diverged=diverged, pid=None)
@@ -304,62 +306,50 @@ def run_grid(
     return GridOutcome(counts=counts, seconds=time.time() - start, held=len(held))
 
 
-def worker_command(
+def worker_args(
     loaded: LoadedGrid, out: Path, cell: Cell, registry: Registry | None = None, log: tuple[str, ...] = ()
 ) -> list[str]:
-    """The command line of a worker process that runs one cell."""
-    command = [sys.executable, "-m", "lofw.cli.main", "ablate", loaded.spec, "--out", str(out),
-               "--cell", cell.id, "--no-report", "--no-progress"]
+    """The arguments of ``python -m lofw.cli.main`` in a worker process that runs one cell."""
+    args = ["ablate", loaded.spec, "--out", str(out), "--cell", cell.id, "--no-report", "--no-progress"]
     if registry is not None and registry.path is not None:
-        command += ["--registry", str(registry.path)]
+        args += ["--registry", str(registry.path)]
     for name in log:
-        command += ["--log", name]
-    return command
+        args += ["--log", name]
+    return args
 
 
 def _run_workers(
     loaded: LoadedGrid, out: Path, todo: list[Cell], jobs: int, say: Callable[[str], None],
     registry: Registry | None, log: tuple[str, ...] = (),
 ) -> set[str]:
-    from lofw.locks import lock_holder
-
-    pending = list(todo)
-    running: dict[str, tuple[subprocess.Popen, Cell, Any, float]] = {}
+    cells = {cell.id: cell for cell in todo}
     held: set[str] = set()
     done = 0
-    try:
-        while pending or running:
-            while pending and len(running) < jobs:
-                cell = pending.pop(0)
-                folder = cell_dir(out, cell.id)
-                holder = lock_holder(folder)
-                if holder is not None:
-                    held.add(cell.id)
-                    say(f"cell {cell.id} ({cell_label(cell)}): held by process {holder}, skipped")
-                    continue
-                log_file = open(folder / "log.txt", "a")
-                proc = subprocess.Popen(worker_command(loaded, out, cell, registry, log), stdout=log_file,
-                                        stderr=subprocess.STDOUT)
-                running[cell.id] = (proc, cell, log_file, time.time())
-                say(f"started cell {cell.id} ({cell_label(cell)}) in worker pid {proc.pid}")
-            time.sleep(0.2)
-            for cid, (proc, cell, log_file, t0) in list(running.items()):
-                if proc.poll() is None:
-                    continue
-                log_file.close()
-                del running[cid]
-                done += 1
-                status = cell_status(out, cell)
-                if proc.returncode == 0 and status == "running" and lock_holder(cell_dir(out, cid)) is not None:
-                    held.add(cid)
-                    status = "held by another process, skipped"
-                elif proc.returncode != 0 and status not in FINISHED:
-                    status = f"failed (worker exit {proc.returncode}; see {cell_dir(out, cid) / 'log.txt'})"
-                    if cell_status(out, cell) == "running":
-                        _set_status(cell_dir(out, cid), "failed", error=f"worker exit {proc.returncode}", pid=None)
-                say(f"[{done}/{len(todo)}] cell {cid} ({cell_label(cell)}): {status} in {time.time() - t0:.0f} s")
-    finally:
-        for proc, _, log_file, _ in running.values():
-            proc.terminate()
-            log_file.close()
+
+    def should_start(job: Job) -> bool:
+        holder = lock_holder(cell_dir(out, job.name))
+        if holder is not None:
+            held.add(job.name)
+            say(f"cell {job.name} ({cell_label(cells[job.name])}): held by process {holder}, skipped")
+        return holder is None
+
+    def on_start(job: Job, pid: int) -> None:
+        say(f"started cell {job.name} ({cell_label(cells[job.name])}) in worker pid {pid}")
+
+    def on_done(job: Job, returncode: int, seconds: float) -> None:
+        nonlocal done
+        done += 1
+        cid, cell = job.name, cells[job.name]
+        status = cell_status(out, cell)
+        if returncode == 0 and status == "running" and lock_holder(cell_dir(out, cid)) is not None:
+            held.add(cid)
+            status = "held by another process, skipped"
+        elif returncode != 0 and status not in FINISHED:
+            status = f"failed (worker exit {returncode}; see {job.log})"
+            if cell_status(out, cell) == "running":
+                _set_status(cell_dir(out, cid), "failed", error=f"worker exit {returncode}", pid=None)
+        say(f"[{done}/{len(todo)}] cell {cid} ({cell_label(cell)}): {status} in {seconds:.0f} s")
+
+    run_workers(jobs, [Job(c.id, worker_args(loaded, out, c, registry, log), cell_dir(out, c.id) / "log.txt")
+                       for c in todo], on_done, should_start=should_start, on_start=on_start)
     return held

@@ -21,13 +21,16 @@ from typing import Any
 
 import pydantic
 
+from lofw.baselines import parse_baseline
 from lofw.errors import ConfigError, choices
 from lofw.grid.config import EvalConfig, GridConfig
 from lofw.grid.expand import LABEL_KEY, SEED_KEY, CellSpec, axis_groups, cell_id, expand_grid
+from lofw.grid.ood import resolve_eval_tasks
 from lofw.meta_config import MetaTrainConfig
-from lofw.recipes import parse_recipe, resolve_recipe
-from lofw.validation import format_validation_error, model_at, model_in
+from lofw.plugin_manager import components
+from lofw.recipes import SLOTS, component_names, parse_recipe, resolve_recipe
 from lofw.registry import Registry, load_registry, read_yaml
+from lofw.validation import format_validation_error, model_at, model_in
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,7 +128,6 @@ def validate_grid(data: Any, source: str, registry: Registry, spec: str = "") ->
     specs = expand_grid(grid)
     if not specs:
         raise ConfigError(f"{source}: exclude: the exclude entries remove every cell of the grid")
-    from lofw.grid.ood import resolve_eval_tasks
 
     ood = resolve_eval_tasks(grid.eval.tasks, source, registry)
     cells = [dataclasses.replace(_validate_cell(grid, spec_, source, registry), ood=ood) for spec_ in specs]
@@ -235,7 +237,6 @@ def _check_axes(grid: GridConfig, source: str) -> None:
                     f"{source}: exclude[{e}].{path}: {value!r} matches no value of the axis; "
                     f"valid choices: {', '.join(repr(v) for v in values_of[path])}"
                 )
-    from lofw.evaluate import parse_baseline
 
     for b, baseline in enumerate(grid.eval.baselines):
         parse_baseline(baseline, where=f"{source}: eval.baselines[{b}]")
@@ -301,7 +302,6 @@ def _check_recipe(config, grid, spec, source, registry) -> dict[str, Any]:
     else:
         recipe = parse_recipe(config.recipe, where)
     resolved = resolve_recipe(recipe, registry.recipes, where)
-    from lofw.recipes import SLOTS, component_names
 
     for slot, kind in SLOTS.items():
         component = getattr(resolved, slot)
@@ -311,8 +311,6 @@ def _check_recipe(config, grid, spec, source, registry) -> dict[str, Any]:
 
 
 def _check_task(config, grid, spec, source, registry) -> Any:
-    from lofw.plugin_manager import components
-
     where = f"{source}: {_origin(grid, spec, ('task',))}"
     task = config.task
     if isinstance(task, str):
@@ -327,8 +325,6 @@ def _check_task(config, grid, spec, source, registry) -> Any:
 
 
 def _check_estimator(config, grid, spec, source, registry) -> None:
-    from lofw.plugin_manager import components
-
     name = config.estimator.name
     valid = set(registry.estimators) | set(components("estimator"))
     if name not in valid:

@@ -33,7 +33,7 @@ STUDIES = ("figure1", "figure1_stabiliser", "figure2a", "figure2bc")
 
 
 def _figure(width: float, height: float, ncols: int = 1):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # matplotlib only when drawing
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(width, height), layout="constrained")
@@ -62,7 +62,7 @@ def _complex_list(z: np.ndarray) -> list[list[float]]:
 def write_figure1(out: Path, study: dict, name: str = FIGURE1) -> list[Path]:
     """Figure 1: four panels of eigenvalues of A in the complex plane (also the
     stabilisers' view, :func:`lofw.nqm.stabilisers.stabiliser_study`, as ``name``)."""
-    import matplotlib.patches as mpatches
+    import matplotlib.patches as mpatches  # matplotlib only when drawing
 
     panels = study["panels"]
     fig, axes = _figure(4 * len(panels), 4.3, len(panels))
@@ -105,7 +105,7 @@ def write_figure1(out: Path, study: dict, name: str = FIGURE1) -> list[Path]:
 
 def write_figure2a(out: Path, study: dict) -> list[Path]:
     """Figure 2a: trace of the meta-gradient variance against alpha, one curve per T."""
-    from matplotlib import colormaps
+    from matplotlib import colormaps  # matplotlib only when drawing
 
     alphas, horizons, var = study["alphas"], study["horizons"], study["variance"]
     fig, (ax,) = _figure(6.4, 4.6)
@@ -132,7 +132,7 @@ def _mean_band(x: np.ndarray, coefficient: float) -> tuple[np.ndarray, np.ndarra
 
 def write_figure2bc(out: Path, study: dict, coefficient: float = studies.PAPER_EMA) -> list[Path]:
     """Figures 2b (|eigenvalues of A|) and 2c (meta-loss) during ES meta-training."""
-    from matplotlib import colormaps
+    from matplotlib import colormaps  # matplotlib only when drawing
 
     fracs, alphas = study["alpha_fractions"], study["alphas"]
     eig, loss = study["eig_abs"], study["meta_loss"]

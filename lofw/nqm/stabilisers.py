@@ -22,7 +22,7 @@ have these analogues, with the whole parameter vector as one tensor:
   With ``k > 1`` the learned term may overpower the nominal descent
   (``alpha + lambda_min(P)`` down to ``(1 - k) alpha < 0``): no guarantee.
 - **centring** (``centered_rms``): the tensor mean of the learned direction
-  is removed, ``P -> C P`` with ``C = I - 1 1^T / n`` (:func:`center`). It
+  is removed, ``P -> C P`` with ``C = I - 1 1^T / n`` (:func:`centered`). It
   removes the learned term's component along the all-ones direction (a
   uniform drift of every coordinate); it bounds nothing by itself.
 
@@ -35,9 +35,10 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from lofw.nqm.dynamics import as_matrix, check_hessian, update_matrix
+from lofw.nqm.studies import Intervention, lambda_max, random_problem
 
 
-def center(P: ArrayLike) -> np.ndarray:
+def centered(P: ArrayLike) -> np.ndarray:
     """``C P`` with ``C = I - 1 1^T / n``: each column of P less its mean."""
     P = as_matrix(P, "P")
     return P - P.mean(axis=0, keepdims=True)
@@ -57,9 +58,9 @@ def limit_gain(P: ArrayLike, alpha: float, k: float) -> np.ndarray:
     return P if norm <= bound else P * (bound / norm)
 
 
-def stabilise(P: ArrayLike, alpha: float, k: float | None = None, centre: bool = False) -> np.ndarray:
+def stabilise(P: ArrayLike, alpha: float, k: float | None = None, center: bool = False) -> np.ndarray:
     """P after the stabilisers in the preconditioners' order: centring, then the gain limit."""
-    P = center(P) if centre else as_matrix(P, "P")
+    P = centered(P) if center else as_matrix(P, "P")
     return P if k is None else limit_gain(P, alpha, k)
 
 
@@ -101,8 +102,6 @@ def stabiliser_study(
         ``{"H", "P", "settings", "panels": [Intervention, ...]}`` as
         :func:`lofw.nqm.studies.intervention_study`.
     """
-    from lofw.nqm.studies import Intervention, lambda_max, random_problem
-
     H, P = random_problem(n, seed)
     alpha = alpha_fraction / lambda_max(H)
     ones = np.ones((n, n)) / n

@@ -51,7 +51,7 @@ def alphas_from_fractions(H: ArrayLike, fractions: Sequence[float], convention: 
 
 def ema(x: ArrayLike, coefficient: float = PAPER_EMA) -> np.ndarray:
     """EMA smoothing along the last axis: ``s_0 = x_0``, ``s_t = c s_{t-1} + (1 - c) x_t``."""
-    from scipy.signal import lfilter
+    from scipy.signal import lfilter  # scipy (~0.3 s to import) only for the studies that use it
 
     x = np.asarray(x, dtype=np.float64)
     c = float(coefficient)
@@ -245,7 +245,7 @@ def meta_training_study(
 def optimal_expected_loss(H: ArrayLike, T: int) -> float:
     """``min over P`` of :func:`lofw.nqm.expected_loss` at ``alpha = 0`` (Nelder-Mead from
     ``P = H^-1 / 2``); alpha only shifts P, so the minimum is the same for every alpha."""
-    from scipy.optimize import minimize
+    from scipy.optimize import minimize  # scipy only for the studies that use it
 
     H = check_hessian(H)
     n = H.shape[0]

@@ -27,7 +27,7 @@ DIGITS_TRAIN_SIZE = 1500
 
 def load_digits_numpy() -> tuple[np.ndarray, np.ndarray]:
     """scikit-learn's digits as ``uint8 [1797, 8, 8]`` (0..16) and ``int64 [1797]``."""
-    from sklearn.datasets import load_digits
+    from sklearn.datasets import load_digits  # scikit-learn (~1 s to import) only when the digits are loaded
 
     bunch = load_digits()
     return bunch.images.astype(np.uint8), bunch.target

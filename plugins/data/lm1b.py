@@ -48,7 +48,7 @@ def _read_split(stored) -> bytes:
 
 @functools.lru_cache(maxsize=2)
 def _load(data_dir: Path, manual: Path, download: bool) -> dict[str, bytes]:
-    import tensorflow_datasets as tfds
+    import tensorflow_datasets as tfds  # an optional extra (lofw[datasets]), heavy to import
 
     source = SOURCES["lm1b"]
     _prepare(source, data_dir, manual, download)

@@ -78,7 +78,7 @@ def unavailable_message(source: RawSource, data_dir: Path, manual: Path, reason:
 
 def _import_builders():
     try:
-        from lofw_plugins.data import tfds_builders
+        from lofw_plugins.data import tfds_builders  # needs the optional lofw[datasets] extra
     except ImportError as e:
         raise LofwError(
             f"the tfds datasets need tensorflow-datasets, importlib_resources, pillow and array_record: "
@@ -88,7 +88,7 @@ def _import_builders():
 
 
 def _prepare(source: RawSource, data_dir: Path, manual: Path, download: bool) -> None:
-    import tensorflow_datasets as tfds
+    import tensorflow_datasets as tfds  # an optional extra (lofw[datasets]), heavy to import
 
     builder = _import_builders().BUILDERS[source.dataset](data_dir=str(data_dir), file_format="array_record")
     if builder.is_prepared():
@@ -132,7 +132,7 @@ def _read_split(source) -> tuple[np.ndarray, np.ndarray]:
 
 @functools.lru_cache(maxsize=4)
 def _load(dataset: str, data_dir: Path, manual: Path, download: bool) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    import tensorflow_datasets as tfds
+    import tensorflow_datasets as tfds  # an optional extra (lofw[datasets]), heavy to import
 
     source = SOURCES[dataset]
     _prepare(source, data_dir, manual, download)

@@ -1,0 +1,81 @@
+"""Files that a crash never leaves half-written.
+
+Every write goes to a temporary file in the target's folder, is flushed and
+fsync'ed, then renamed over the target (``os.replace`` is atomic on POSIX),
+so a reader sees the old file or the new one, never part of either.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` (creating its folder) via a temporary file and an atomic rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def standard_json(obj: Any) -> Any:
+    """``obj`` with NaN/inf floats replaced by their names (``"nan"``, ``"inf"``), so the JSON stays standard."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return str(obj)
+    if isinstance(obj, dict):
+        return {k: standard_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [standard_json(v) for v in obj]
+    return obj
+
+
+def write_json(path: Path, data: Any, *, sort_keys: bool = False) -> None:
+    """Write ``data`` as indented, standard JSON (:func:`standard_json`) atomically."""
+    text = json.dumps(standard_json(data), indent=2, sort_keys=sort_keys) + "\n"
+    atomic_write_bytes(path, text.encode())
+
+
+def write_npz(path: Path, **arrays: Any) -> None:
+    """Write ``arrays`` as float32 into one ``.npz`` file atomically."""
+    buffer = io.BytesIO()
+    np.savez(buffer, **{k: np.asarray(v, np.float32) for k, v in arrays.items()})
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def read_json(path: Path) -> Any | None:
+    """The JSON in ``path``, or None when it is missing or unreadable."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """The complete lines of a JSON-lines file (a torn last line is ignored)."""
+    rows = []
+    try:
+        text = Path(path).read_text()
+    except OSError:
+        return rows
+    for line in text.splitlines():
+        try:
+            rows.append(json.loads(line))
+        except ValueError:
+            continue
+    return rows
