@@ -42,13 +42,13 @@ import jax.numpy as jnp
 import numpy as np
 
 import lofw
-from lofw.checkpoint import TrainingState
-from lofw.meta_config import OuterConfig
-from lofw.meta_train import make_meta_step
-from lofw.outer import make_outer_optimizer
-from lofw_plugins.data.image_dataset import AbstractImageDataset
-from lofw_plugins.estimators import ES, PES, TBPTT
-from lofw_plugins.tasks.image_mlp import ImageMLP
+from lofw.meta.checkpoint import TrainingState
+from lofw.meta.config import OuterConfig
+from lofw.meta.outer import make_outer_optimizer
+from lofw.meta.training import make_meta_step
+from lofw_plugins.dataset.image_dataset import AbstractImageDataset
+from lofw_plugins.estimator import ES, PES, TBPTT
+from lofw_plugins.task.image_mlp import ImageMLP
 
 
 class SyntheticImages(AbstractImageDataset):

@@ -2,7 +2,7 @@
 
 The meta-step of ``lofw.meta_train`` (PES by default, every particle, both
 antithetic branches, the full truncation, clip + AdamW) with the particle
-axis sharded over a mesh of ``D`` devices (:mod:`lofw.distributed`), the
+axis sharded over a mesh of ``D`` devices (:mod:`lofw.runtime.distributed`), the
 same total number of particles for every ``D`` (strong scaling). Each
 device count runs in its own subprocess: on CPU the devices are forced
 host devices (``XLA_FLAGS=--xla_force_host_platform_device_count=D``),
@@ -39,9 +39,9 @@ def measure(args: argparse.Namespace, devices: int) -> dict:
     """In this process: steady meta-step time with ``devices`` devices."""
     import jax
 
-    from lofw import distributed
-    from lofw.meta_train import merge_overrides, setup_run
+    from lofw.meta.training import merge_overrides, setup_run
     from lofw.registry import load_registry
+    from lofw.runtime import distributed
 
     config = merge_overrides(None, dict(
         recipe=args.recipe, task=args.task, horizon=args.horizon, meta_steps=10**6,

@@ -1,36 +1,39 @@
 """lofw: build, meta-train and ablate learned optimizers in JAX.
 
-Public names are re-exported here; everything else is private.
+The face: every public name, including everything a plugin of any kind needs
+(``lofw.AbstractFeatures``, ``lofw.Batch``, ``lofw.EstimatorOutput``, ...).
+Import from here; the module a name lives in may move (docs/architecture.md).
 """
 
-from lofw.base_optimizer import AbstractOptimizer
-from lofw.build import build
-from lofw.dataset import AbstractDataset
-from lofw.errors import ConfigError, LofwError, PluginError
-from lofw.estimator import AbstractEstimator
-from lofw.evaluate import EvaluationResult, evaluate
-from lofw.features import AbstractFeatures, LeafFeatures
+from lofw.builder import build, build_optimizer
+from lofw.errors import ConfigError, LofwError, PluginError, choices
+from lofw.evaluation.evaluate import EvaluationResult, evaluate
+from lofw.evaluation.sources import Source, resolve_source
 from lofw.grid import GridConfig, expand_grid, load_grid, run_grid, write_report
 from lofw.hooks import hookimpl, hookspec
-from lofw.magnitude import AbstractMagnitude
-from lofw.meta_config import EstimatorConfig, MetaTrainConfig, OuterConfig
-from lofw.meta_train import MetaTrainResult, meta_train
-from lofw.network import AbstractNetwork
-from lofw.nominal import AbstractNominalTerm
-from lofw.optimizer import LearnedOptimizer, LearnedOptimizerState, count_meta_parameters, meta_parameters
+from lofw.interfaces.dataset import SPLITS, AbstractDataset, Batch
+from lofw.interfaces.estimator import AbstractEstimator, EstimatorOutput
+from lofw.interfaces.features import AbstractFeatures, LeafFeatures
+from lofw.interfaces.magnitude import AbstractMagnitude
+from lofw.interfaces.network import AbstractNetwork
+from lofw.interfaces.nominal import AbstractNominalTerm
+from lofw.interfaces.optimizer import AbstractOptimizer, Params, as_optax
+from lofw.interfaces.preconditioner import AbstractPreconditioner
+from lofw.interfaces.stats import LeafStats
+from lofw.interfaces.task import AbstractTask
+from lofw.learned_optimizer import LearnedOptimizer, LearnedOptimizerState, count_meta_parameters, meta_parameters
+from lofw.meta.config import EstimatorConfig, MetaTrainConfig, OuterConfig
+from lofw.meta.training import MetaTrainResult, meta_train
 from lofw.plugin_manager import component_infos, components, get_plugin_manager, refresh
-from lofw.preconditioner import AbstractPreconditioner
-from lofw.pretrained import pretrained
+from lofw.pretrained_loader import pretrained
 from lofw.recipes import RecipeConfig
 from lofw.registry import load_registry
-from lofw.sources import Source, resolve_source
-from lofw.stats import LeafStats
-from lofw.task import AbstractTask
 from lofw.tasks import build_dataset, build_task
 from lofw.version import __version__
 
 __all__ = [
     "__version__",
+    # the contracts of the component kinds (lofw/interfaces/), and what they pass around
     "AbstractDataset",
     "AbstractEstimator",
     "AbstractFeatures",
@@ -40,39 +43,52 @@ __all__ = [
     "AbstractOptimizer",
     "AbstractPreconditioner",
     "AbstractTask",
-    "ConfigError",
-    "EstimatorConfig",
-    "EvaluationResult",
-    "GridConfig",
+    "Batch",
+    "EstimatorOutput",
     "LeafFeatures",
     "LeafStats",
-    "LearnedOptimizer",
-    "LearnedOptimizerState",
+    "Params",
+    "SPLITS",
+    "as_optax",
+    # errors
+    "ConfigError",
     "LofwError",
-    "MetaTrainConfig",
-    "MetaTrainResult",
-    "OuterConfig",
     "PluginError",
-    "RecipeConfig",
-    "Source",
-    "build",
-    "build_dataset",
-    "build_task",
+    "choices",
+    # plugins
     "component_infos",
     "components",
-    "count_meta_parameters",
-    "evaluate",
-    "expand_grid",
     "get_plugin_manager",
     "hookimpl",
     "hookspec",
-    "load_grid",
+    "refresh",
+    # building
+    "LearnedOptimizer",
+    "LearnedOptimizerState",
+    "RecipeConfig",
+    "build",
+    "build_dataset",
+    "build_optimizer",
+    "build_task",
+    "count_meta_parameters",
     "load_registry",
     "meta_parameters",
-    "meta_train",
     "pretrained",
-    "refresh",
+    # meta-training
+    "EstimatorConfig",
+    "MetaTrainConfig",
+    "MetaTrainResult",
+    "OuterConfig",
+    "meta_train",
+    # evaluation
+    "EvaluationResult",
+    "Source",
+    "evaluate",
     "resolve_source",
+    # grids
+    "GridConfig",
+    "expand_grid",
+    "load_grid",
     "run_grid",
     "write_report",
 ]

@@ -50,6 +50,6 @@ class LofwHookSpecs:
         """Register pretrained optimizers by calling ``register(name, folder)``.
 
         ``folder`` holds ``params.eqx`` and ``card.json`` as written by
-        ``lofw pretrained export`` (:mod:`lofw.pretrained`); a package ships
+        ``lofw pretrained export`` (:mod:`lofw.pretrained_loader`); a package ships
         them as package data. Two plugins registering one name is an error.
         """

@@ -10,7 +10,7 @@ import pluggy
 
 from lofw.errors import PluginError, choices
 from lofw.hooks import PROJECT, LofwHookSpecs
-from lofw.kinds import INTERFACES, kind_of
+from lofw.interfaces.kinds import INTERFACES, kind_of
 
 #: Set to a non-empty value to load only lofw's own built-in plugins
 #: (hermetic runs, like pytest's ``PYTEST_DISABLE_PLUGIN_AUTOLOAD``).

@@ -17,7 +17,7 @@ from pydantic import ConfigDict
 
 from lofw.construct import construct
 from lofw.errors import ConfigError, choices
-from lofw.optimizer import LearnedOptimizer, required_heads
+from lofw.learned_optimizer import LearnedOptimizer, required_heads
 from lofw.plugin_manager import components
 from lofw.validation import format_validation_error
 

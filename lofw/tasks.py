@@ -19,9 +19,9 @@ from typing import Any
 
 from lofw.construct import construct
 from lofw.errors import ConfigError, choices
+from lofw.interfaces.task import AbstractTask
 from lofw.plugin_manager import components
 from lofw.registry import Registry, load_registry
-from lofw.task import AbstractTask
 
 
 def _takes_dataset(cls: type) -> bool:

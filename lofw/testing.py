@@ -22,15 +22,15 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from lofw.base_optimizer import AbstractOptimizer
-from lofw.dataset import AbstractDataset
-from lofw.features import AbstractFeatures, LeafFeatures
-from lofw.magnitude import AbstractMagnitude
-from lofw.network import AbstractNetwork
-from lofw.nominal import AbstractNominalTerm
-from lofw.preconditioner import AbstractPreconditioner
-from lofw.stats import LeafStats
-from lofw.task import AbstractTask
+from lofw.interfaces.dataset import AbstractDataset
+from lofw.interfaces.features import AbstractFeatures, LeafFeatures
+from lofw.interfaces.magnitude import AbstractMagnitude
+from lofw.interfaces.network import AbstractNetwork
+from lofw.interfaces.nominal import AbstractNominalTerm
+from lofw.interfaces.optimizer import AbstractOptimizer
+from lofw.interfaces.preconditioner import AbstractPreconditioner
+from lofw.interfaces.stats import LeafStats
+from lofw.interfaces.task import AbstractTask
 
 #: Parameter shapes the suite exercises: scalar, vector, matrix, conv kernel.
 SHAPES = ((), (7,), (5, 3), (3, 3, 2, 4))

@@ -4,25 +4,25 @@ like any third-party plugin."""
 from __future__ import annotations
 
 import lofw
-from lofw_plugins.data.digits import Digits
-from lofw_plugins.data.lm1b import LM1B
-from lofw_plugins.data.python_source import PythonSource
-from lofw_plugins.data.tfds_datasets import CIFAR10, MNIST, FashionMNIST, ImageNet32
-from lofw_plugins.estimators import ES, PES, TBPTT
+from lofw_plugins.dataset.digits import Digits
+from lofw_plugins.dataset.lm1b import LM1B
+from lofw_plugins.dataset.python_source import PythonSource
+from lofw_plugins.dataset.tfds_datasets import CIFAR10, MNIST, FashionMNIST, ImageNet32
+from lofw_plugins.estimator import ES, PES, TBPTT
 from lofw_plugins.features.adafactor import AdafactorFeatures
-from lofw_plugins.nqm.optimizer import DensePreconditioner
-from lofw_plugins.nqm.task import NQMTask
-from lofw_plugins.optimizer.magnitudes import Constant, Exp
-from lofw_plugins.optimizer.mlp import MLP
-from lofw_plugins.optimizer.nominal import SGD, Adam, AdamAggMo, AggMo
-from lofw_plugins.optimizer.preconditioners import RMS, Identity
-from lofw_plugins.optimizer.stable_preconditioners import BiasCorrectedRMS, CenteredRMS, ClippedRMS, TensorLimitedRMS
+from lofw_plugins.magnitude.magnitudes import Constant, Exp
+from lofw_plugins.network.mlp import MLP
+from lofw_plugins.nominal.momentum import SGD, Adam, AdamAggMo, AggMo
+from lofw_plugins.optimizer.nqm_dense import DensePreconditioner
+from lofw_plugins.preconditioner.rms import RMS, Identity
+from lofw_plugins.preconditioner.stable import BiasCorrectedRMS, CenteredRMS, ClippedRMS, TensorLimitedRMS
 from lofw_plugins.pretrained import lofw_register_pretrained  # noqa: F401 - the hook of the shipped optimizers
-from lofw_plugins.tasks.conv import Conv
-from lofw_plugins.tasks.image_mlp import ImageMLP
-from lofw_plugins.tasks.lstm_lm import LSTMLM
-from lofw_plugins.tasks.resnet import ResNet
-from lofw_plugins.tasks.transformer_lm import TransformerLM
+from lofw_plugins.task.conv import Conv
+from lofw_plugins.task.image_mlp import ImageMLP
+from lofw_plugins.task.lstm_lm import LSTMLM
+from lofw_plugins.task.nqm import NQMTask
+from lofw_plugins.task.resnet import ResNet
+from lofw_plugins.task.transformer_lm import TransformerLM
 
 COMPONENTS = {
     "adafactor": AdafactorFeatures,

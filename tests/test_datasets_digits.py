@@ -7,9 +7,9 @@ import pytest
 from sklearn.datasets import load_digits
 
 import lofw
-from lofw.dataset import SPLITS
+from lofw.interfaces.dataset import SPLITS
 from lofw.tasks import build_dataset
-from lofw_plugins.data.digits import Digits
+from lofw_plugins.dataset.digits import Digits
 
 
 @pytest.fixture(scope="module")

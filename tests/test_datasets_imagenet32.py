@@ -13,8 +13,8 @@ import pytest
 tfds = pytest.importorskip("tensorflow_datasets")
 
 from lofw.tasks import build_dataset, build_task  # noqa: E402
-from lofw_plugins.data import raw_formats  # noqa: E402
-from lofw_plugins.data.tfds_datasets import DatasetUnavailableError  # noqa: E402
+from lofw_plugins.dataset import raw_formats  # noqa: E402
+from lofw_plugins.dataset.tfds_datasets import DatasetUnavailableError  # noqa: E402
 
 TRAIN_COUNTS = (2, 1, 1, 2, 1, 1, 1, 1, 1, 1)  # 12 images over train_data_batch_1..10
 VAL_LABELS = (1000, 1, 500)  # 1-based, both ends of the range

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 import lofw
-from lofw.testing import check_component
 from lofw.tasks import build_dataset
-from lofw_plugins.data import python_source
-from lofw_plugins.data.python_source import PythonSource
+from lofw.testing import check_component
+from lofw_plugins.dataset import python_source
+from lofw_plugins.dataset.python_source import PythonSource
 
 SPLIT_ORDER = ("train", "inner_valid", "outer_valid", "test")
 
@@ -131,7 +131,7 @@ def test_lm1b_builder_stores_bytes_and_cuts_train_after_a_newline(tmp_path, layo
 
 def test_missing_lm1b_fails_at_once_naming_archive_and_folder(tmp_path):
     pytest.importorskip("tensorflow_datasets")
-    from lofw_plugins.data.tfds_datasets import DatasetUnavailableError
+    from lofw_plugins.dataset.tfds_datasets import DatasetUnavailableError
 
     with pytest.raises(DatasetUnavailableError) as err:
         build_dataset({"name": "lm1b", "data_dir": str(tmp_path), "download": False})

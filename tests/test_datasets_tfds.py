@@ -20,8 +20,8 @@ tfds = pytest.importorskip("tensorflow_datasets")
 
 import lofw  # noqa: E402
 from lofw.tasks import build_dataset, build_task  # noqa: E402
-from lofw_plugins.data import raw_formats, sources, tfds_datasets  # noqa: E402
-from lofw_plugins.data.tfds_datasets import DatasetUnavailableError  # noqa: E402
+from lofw_plugins.dataset import raw_formats, sources, tfds_datasets  # noqa: E402
+from lofw_plugins.dataset.tfds_datasets import DatasetUnavailableError  # noqa: E402
 
 
 def idx_bytes(values, shape):
@@ -236,7 +236,7 @@ def local_http_server(tmp_path):
 
 
 def test_download_manager_fetches_the_original_files(tmp_path, monkeypatch, local_http_server):
-    from lofw_plugins.data.tfds_builders import LofwMnist
+    from lofw_plugins.dataset.tfds_builders import LofwMnist
 
     root, url = local_http_server
     write_idx_release(root, n_train=12, n_test=4, compress=True)

@@ -24,8 +24,8 @@ import numpy as np
 import pytest
 
 import lofw
-from lofw_plugins.estimators import ES, PES, TBPTT
-from lofw_plugins.estimators.truncated import unroll
+from lofw_plugins.estimator import ES, PES, TBPTT
+from lofw_plugins.estimator.truncated import unroll
 
 CURVATURE = np.array([1.0, 0.3], np.float32)
 P0 = np.array([1.0, -2.0], np.float32)
@@ -263,7 +263,7 @@ def test_tbptt_full_horizon_equals_jax_grad_learned_optimizer():
 
 def test_unroll_resets_after_horizon_steps():
     opt, task = ScalarLR(jnp.float32(THETA)), Quadratic()
-    from lofw_plugins.estimators.truncated import fresh_inner_state
+    from lofw_plugins.estimator.truncated import fresh_inner_state
 
     s = fresh_inner_state(opt, task, jax.random.PRNGKey(0))
     keys = jax.random.split(jax.random.PRNGKey(1), 7)
@@ -275,7 +275,7 @@ def test_unroll_resets_after_horizon_steps():
 
 def test_reset_after_the_scan_equals_reset_inside_it():
     """The fast path (horizon a multiple of the truncation) changes nothing."""
-    from lofw_plugins.estimators.truncated import fresh_inner_states, initial_inner_states
+    from lofw_plugins.estimator.truncated import fresh_inner_states, initial_inner_states
 
     opt = lofw.build({"features": {"name": "adafactor"}, "nominal": {"name": "adam_aggmo"}}, key=jax.random.PRNGKey(0))
     task = MatrixQuadratic()

@@ -4,11 +4,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from star_reference import ReferenceAccumulators
 
 import lofw
 from lofw_plugins.features.adafactor import AdafactorFeatures
 from lofw_plugins.features.factored import factored_dims
-from star_reference import ReferenceAccumulators
 
 SHAPES = [(), (6,), (4, 7), (7, 4), (5, 5), (3, 3, 2, 4), (2, 5, 3)]
 

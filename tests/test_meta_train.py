@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 import lofw
-from lofw.checkpoint import CHECKPOINT, CONFIG, METRICS, STATUS, load_checkpoint
 from lofw.cli.main import main as cli
-from lofw.meta_train import setup_run
+from lofw.meta.checkpoint import CHECKPOINT, CONFIG, METRICS, STATUS, load_checkpoint
+from lofw.meta.training import setup_run
 
 # Outer lr 1e-2 (not the paper's 1e-4) so that tens of steps suffice: the
 # meta-loss (mean loss over a 20-step horizon) falls from ~2.25 to ~2.03.
@@ -144,7 +144,7 @@ def test_non_run_folder_is_refused(tmp_path):
 
 
 def test_config_models_reject_unknown_keys():
-    from lofw.meta_config import parse_meta_train_config
+    from lofw.meta.config import parse_meta_train_config
 
     with pytest.raises(lofw.ConfigError, match=r"estimator.trunc: unknown key; valid keys: 'arguments', 'name'"):
         parse_meta_train_config({"estimator": {"trunc": 5}})
@@ -153,7 +153,7 @@ def test_config_models_reject_unknown_keys():
 
 
 def test_registry_presets_fill_the_estimator():
-    from lofw.meta_config import MetaTrainConfig, resolve_config
+    from lofw.meta.config import MetaTrainConfig, resolve_config
 
     reg = lofw.load_registry()
     resolved = resolve_config(MetaTrainConfig(estimator={"name": "pes", "particles": 3}), reg)

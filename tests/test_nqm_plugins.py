@@ -10,8 +10,8 @@ import lofw.nqm as nqm
 from lofw.construct import construct
 from lofw.errors import ConfigError
 from lofw.testing import check_optimizer, check_task
-from lofw_plugins.nqm.optimizer import DensePreconditioner
-from lofw_plugins.nqm.task import NQMTask
+from lofw_plugins.optimizer.nqm_dense import DensePreconditioner
+from lofw_plugins.task.nqm import NQMTask
 
 
 def test_found_by_name():

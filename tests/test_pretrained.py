@@ -15,9 +15,9 @@ import yaml
 
 import lofw
 from lofw.cli.main import main as cli
+from lofw.evaluation.sources import resolve_source
 from lofw.grid import load_grid, run_grid
-from lofw.pretrained import CARD, PARAMS, read_card
-from lofw.sources import resolve_source
+from lofw.pretrained_loader import CARD, PARAMS, read_card
 
 
 @pytest.fixture(scope="module")

@@ -17,15 +17,15 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_ablate_runner import Fakes, _grid, fakes  # noqa: F401 - the fixture
+from test_grid_runner import Fakes, _grid, fakes  # noqa: F401 - the fixture
 from test_meta_train import CONFIG_DICT
 
 import lofw
-from lofw.checkpoint import CHECKPOINT, METRICS, PREVIOUS, STATUS
 from lofw.cli.main import main as cli
-from lofw.disk import read_json, write_json
 from lofw.grid import load_grid, run_grid
 from lofw.grid.files import cell_dir, eval_dir
+from lofw.meta.checkpoint import CHECKPOINT, METRICS, PREVIOUS, STATUS
+from lofw.runtime.disk import read_json, write_json
 
 # the meta-step of test_meta_train (compiled once per session), 4 meta-steps
 ARGS = ["star", "--task", "digits_mlp", "--estimator", "pes", "--truncation", "10", "--particles", "8",
@@ -134,7 +134,7 @@ def test_ablate_with_a_bad_component_argument_creates_nothing(tmp_path, capsys):
 
 HOLDER = textwrap.dedent("""
     import sys, time
-    from lofw.locks import folder_lock
+    from lofw.runtime.locks import folder_lock
     with folder_lock(sys.argv[1]):
         print("locked", flush=True)
         time.sleep(60)
@@ -149,7 +149,7 @@ def _hold(folder: Path) -> subprocess.Popen:
 
 
 def test_busy_run_folder_exits_2_naming_the_holder(tmp_path, capsys):
-    from lofw.locks import lock_holder
+    from lofw.runtime.locks import lock_holder
 
     out = tmp_path / "run"
     holder = _hold(out)

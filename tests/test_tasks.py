@@ -11,9 +11,9 @@ from jaxtyping import Array
 
 import lofw
 from lofw.tasks import build_task
-from lofw_plugins.data.image_dataset import AbstractImageDataset, split_train, to_device
-from lofw_plugins.tasks.classification import MAX_META_LOSS, normalize_loss
-from lofw_plugins.tasks.image_mlp import ImageMLP
+from lofw_plugins.dataset.image_dataset import AbstractImageDataset, split_train, to_device
+from lofw_plugins.task.classification import MAX_META_LOSS, normalize_loss
+from lofw_plugins.task.image_mlp import ImageMLP
 
 
 class FakeImages(AbstractImageDataset):

@@ -5,11 +5,11 @@ import math
 import jax
 import numpy as np
 import pytest
+from test_tasks import FakeImages, numpy_cross_entropy
 
 import lofw
 from lofw.tasks import build_task
-from lofw_plugins.tasks.conv import Conv
-from test_tasks import FakeImages, numpy_cross_entropy
+from lofw_plugins.task.conv import Conv
 
 
 def numpy_conv_same(x, w, b, stride):

@@ -12,9 +12,9 @@ from jaxtyping import Array
 
 from lofw.tasks import build_task
 from lofw.testing import check_component, losses_before_and_after
-from lofw_plugins.data.text_dataset import AbstractTextDataset, corpus_to_device
-from lofw_plugins.tasks.lstm_lm import LSTMLM
-from lofw_plugins.tasks.transformer_lm import TransformerLM
+from lofw_plugins.dataset.text_dataset import AbstractTextDataset, corpus_to_device
+from lofw_plugins.task.lstm_lm import LSTMLM
+from lofw_plugins.task.transformer_lm import TransformerLM
 
 
 class FakeText(AbstractTextDataset):

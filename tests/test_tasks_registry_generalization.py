@@ -8,15 +8,15 @@ import math
 
 import jax
 import pytest
+from test_tasks import FakeImages
+from test_tasks_language import FakeText, transformer_count
 
 import lofw
 from lofw.tasks import build_task
-from lofw_plugins.tasks.image_mlp import ImageMLP
-from lofw_plugins.tasks.lstm_lm import LSTMLM
-from lofw_plugins.tasks.resnet import ResNet
-from lofw_plugins.tasks.transformer_lm import TransformerLM
-from test_tasks import FakeImages
-from test_tasks_language import FakeText, transformer_count
+from lofw_plugins.task.image_mlp import ImageMLP
+from lofw_plugins.task.lstm_lm import LSTMLM
+from lofw_plugins.task.resnet import ResNet
+from lofw_plugins.task.transformer_lm import TransformerLM
 
 NAMES = ("cifar10_mlp_ln", "imagenet32_resnet", "lm1b_lstm", "lm1b_transformer",
          "digits_mlp_ln", "digits_resnet", "python_lstm", "python_transformer")

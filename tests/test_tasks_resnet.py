@@ -6,13 +6,13 @@ import jax
 import numpy as np
 import optax
 import pytest
+from test_tasks import FakeImages, numpy_cross_entropy
+from test_tasks_conv import numpy_conv_same
 
 import lofw
 from lofw.tasks import build_task
 from lofw.testing import check_component, losses_before_and_after
-from lofw_plugins.tasks.resnet import ResNet
-from test_tasks import FakeImages, numpy_cross_entropy
-from test_tasks_conv import numpy_conv_same
+from lofw_plugins.task.resnet import ResNet
 
 SMALL = dict(channels=(4, 4, 6), blocks_per_group=(2, 1, 1), strides=(1, 1, 2), initial_channels=4,
              initial_kernel=3, initial_stride=2, initial_max_pool=True, batch_size=3)

@@ -18,18 +18,18 @@ import sys
 from pathlib import Path
 
 from lofw.cli.plugins import format_table
-from lofw.compile import enable_compile_cache
-from lofw.disk import read_json
 from lofw.errors import ConfigError, choices
 from lofw.grid.expand import variant_label
 from lofw.grid.files import cell_dir
 from lofw.grid.report import write_report
 from lofw.grid.runner import HELD, cell_status, prepare, run_cell, run_grid
 from lofw.grid.validate import load_grid
-from lofw.locks import lock_holder
 from lofw.loggers import use_loggers
-from lofw.meta_train import check_run_config
+from lofw.meta.training import check_run_config
 from lofw.registry import load_registry
+from lofw.runtime.compile import enable_compile_cache
+from lofw.runtime.disk import read_json
+from lofw.runtime.locks import lock_holder
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from lofw.evaluate import evaluate
+from lofw.evaluation.evaluate import evaluate
 from lofw.loggers import load_loggers, log_curves, use_loggers
 from lofw.registry import load_registry
 

@@ -18,11 +18,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from lofw.compile import enable_compile_cache
 from lofw.errors import ConfigError
-from lofw.generalize import plan, run_plan
-from lofw.generalize_report import csv_text, load_results, table_rows, write_generalize_report
+from lofw.evaluation.generalize import plan, run_plan
+from lofw.evaluation.generalize_report import csv_text, load_results, table_rows, write_generalize_report
 from lofw.registry import load_registry
+from lofw.runtime.compile import enable_compile_cache
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

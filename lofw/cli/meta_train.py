@@ -5,7 +5,7 @@
 Run it again with the same arguments to resume from the last checkpoint.
 Scale out: ``--devices all`` shards the particles over this machine's
 devices; ``--distributed`` (e.g. under ``srun``) joins every process into
-one run whose particles span all their devices (:mod:`lofw.distributed`).
+one run whose particles span all their devices (:mod:`lofw.runtime.distributed`).
 
 Settings come from ``--config FILE.yaml`` (keys of ``lofw.MetaTrainConfig``)
 and are overridden by the flags given.
@@ -18,13 +18,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from lofw.compile import enable_compile_cache
-from lofw.distributed import initialize, is_writer
 from lofw.errors import ConfigError
 from lofw.loggers import use_loggers
-from lofw.meta_config import parse_meta_train_config
-from lofw.meta_train import check_run_config, meta_train
+from lofw.meta.config import parse_meta_train_config
+from lofw.meta.training import check_run_config, meta_train
 from lofw.registry import load_registry, read_yaml
+from lofw.runtime.compile import enable_compile_cache
+from lofw.runtime.distributed import initialize, is_writer
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--log", action="append", default=[], metavar="LOGGER",
                         help="also send metrics to this logger plugin, e.g. tensorboard (repeatable; lofw.loggers)")
-    scale = parser.add_argument_group("scale out (lofw.distributed)")
+    scale = parser.add_argument_group("scale out (lofw.runtime.distributed)")
     scale.add_argument("--devices", help="shard the particles over 'all' devices or the first N (default: one device; 'all' with --distributed)")
     scale.add_argument("--distributed", action="store_true",
                        help="join a multi-process run (jax.distributed: Slurm/Open MPI/TPU detected, or the three flags below); only process 0 writes")

@@ -13,7 +13,7 @@ import json
 from lofw.cli.plugins import format_table
 from lofw.errors import ConfigError
 from lofw.grid.export import export
-from lofw.pretrained import read_card, registered
+from lofw.pretrained_loader import read_card, registered
 from lofw.registry import load_registry
 
 

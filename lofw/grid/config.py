@@ -62,7 +62,7 @@ class GridConfig(pydantic.BaseModel):
     """A validated grid file (see the module docstring for the format).
 
     ``base`` stays a plain mapping here: it is validated cell by cell against
-    :class:`lofw.meta_config.MetaTrainConfig` once the axes are applied, so
+    :class:`lofw.meta.config.MetaTrainConfig` once the axes are applied, so
     an error names the axis value that caused it (see :mod:`lofw.grid.validate`).
     """
 

@@ -1,6 +1,6 @@
 """``lofw pretrained export``: a finished grid cell as a pretrained optimizer.
 
-Writes ``params.eqx`` and ``card.json`` (:mod:`lofw.pretrained`) from the
+Writes ``params.eqx`` and ``card.json`` (:mod:`lofw.pretrained_loader`) from the
 cell's run, with the grid's evaluations of the cell as the card's results.
 """
 
@@ -16,15 +16,15 @@ from typing import Any
 import equinox as eqx
 import jax
 
-from lofw.checkpoint import STATUS
-from lofw.disk import atomic_write_bytes, read_json, write_json
 from lofw.errors import ConfigError, choices
-from lofw.evaluate import evaluate
+from lofw.evaluation.evaluate import evaluate
+from lofw.evaluation.sources import load_run
 from lofw.grid.files import cell_dir, eval_dir, run_dir
-from lofw.meta_config import build_estimator, parse_meta_train_config
-from lofw.pretrained import CARD, PARAMS, fingerprint
+from lofw.meta.checkpoint import STATUS
+from lofw.meta.config import build_estimator, parse_meta_train_config
+from lofw.pretrained_loader import CARD, PARAMS, fingerprint
 from lofw.registry import Registry, load_registry
-from lofw.sources import load_run
+from lofw.runtime.disk import atomic_write_bytes, read_json, write_json
 from lofw.version import __version__
 
 

@@ -14,7 +14,7 @@
         error.txt               the traceback of a failed attempt
       report/                   plots and summary table (lofw.grid.report)
 
-Every file is written atomically (:mod:`lofw.disk`), so a run killed at any
+Every file is written atomically (:mod:`lofw.runtime.disk`), so a run killed at any
 moment leaves either the old or the new file, never half of one.
 """
 

@@ -2,7 +2,7 @@
 
 Every finished cell's meta-trained optimizer trains fresh instances of each
 task of ``eval.tasks`` (a suite of ``registry.yaml`` or a list of task names)
-with :func:`lofw.generalize.run_task`: the same seeds and settings for every
+with :func:`lofw.evaluation.generalize.run_task`: the same seeds and settings for every
 cell, for the suite entry's steps or else the cell's longest evaluation
 horizon, with ``eval.seeds`` seeds. The cells that train the grid's
 in-distribution baselines (:func:`lofw.grid.runner.baseline_owners`) also
@@ -21,13 +21,13 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Callable
 
-from lofw.base_optimizer import AbstractOptimizer
-from lofw.checkpoint import read_checkpoint_header
 from lofw.errors import ConfigError, choices
-from lofw.generalize import Item, Settings, identity, is_done, run_task, slug
+from lofw.evaluation.generalize import Item, Settings, identity, is_done, run_task, slug
+from lofw.evaluation.sources import Source
 from lofw.grid.files import cell_dir, run_dir
+from lofw.interfaces.optimizer import AbstractOptimizer
+from lofw.meta.checkpoint import read_checkpoint_header
 from lofw.registry import Registry, load_registry
-from lofw.sources import Source
 
 #: Folder of the out-of-distribution results inside a cell folder.
 OOD_DIR = "generalize"

@@ -3,7 +3,7 @@
 Reads ``cells/<id>/generalize/<task>/<optimizer>/`` (:mod:`lofw.grid.ood`)
 and writes ``report/ood_summary.csv`` and ``report/ood.png``: per task, one
 row per variant (its runs are meta-training seeds x evaluation seeds) and
-one per baseline, with the columns of :mod:`lofw.generalize_report`.
+one per baseline, with the columns of :mod:`lofw.evaluation.generalize_report`.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from lofw.disk import read_json
-from lofw.generalize_report import Result, csv_text, markdown_table, plot_suite, read_result, table_rows
+from lofw.evaluation.generalize_report import Result, csv_text, markdown_table, plot_suite, read_result, table_rows
 from lofw.grid.files import cells_dir
 from lofw.grid.ood import LEARNED, OOD_DIR
+from lofw.runtime.disk import read_json
 
 
 def _merge(results: list[Result], label: str) -> Result:

@@ -16,7 +16,7 @@ Writes into ``OUT/report/``:
 - ``summary.md`` and ``summary.csv``: per task and optimizer, the numbers
   of :mod:`lofw.grid.tables` (the meta-objective against tuned Adam, losses
   at the horizon and at each evaluation length, and the stability columns of
-  :mod:`lofw.stability`); ``summary.md`` adds a row per meta-training seed
+  :mod:`lofw.evaluation.stability`); ``summary.md`` adds a row per meta-training seed
   and one plain sentence per variant: faster than tuned Adam inside the
   horizon or not, stable past it or not, in numbers.
 """
@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from lofw.evaluation.plots import band, label_loss_axes, pyplot, save
+from lofw.evaluation.stability import EMA, ema  # noqa: F401  (re-exported)
 from lofw.grid.files import FINISHED, report_dir
 from lofw.grid.ood_report import ood_section
 from lofw.grid.results import (  # noqa: F401
@@ -41,8 +43,6 @@ from lofw.grid.results import (  # noqa: F401
     variant_groups,
 )
 from lofw.grid.tables import csv_table, markdown_records, markdown_table, seed_rows, summary_rows
-from lofw.plots import band, label_loss_axes, pyplot, save
-from lofw.stability import EMA, ema  # noqa: F401  (re-exported)
 
 
 def plot_meta_training(cells: list[CellData], path: Path) -> None:
@@ -137,7 +137,7 @@ def write_report(out: str | Path) -> Path:
            "up to step S; \"loss at horizon\" is at the meta-training horizon; \"mean loss over horizon\" is "
            "the meta-objective (mean over the first horizon steps); \"vs tuned Adam\" divides it by that of "
            "Adam tuned for the horizon (`adam@horizon`; plain `adam` is tuned for the whole evaluation); "
-           "diverged runs are counted and left out of the loss means. Stability (lofw.stability): \"worst "
+           "diverged runs are counted and left out of the loss means. Stability (lofw.evaluation.stability): \"worst "
            "ratio\" is the largest, over runs, of the EMA(0.98)-smoothed loss after the horizon divided by its "
            "value at the horizon; \"steps above chance\" counts steps after the horizon with a loss above "
            "ln(classes) (or non-finite); a run is stable when its ratio is at most 2 and no loss is non-finite. "

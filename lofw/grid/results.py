@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from lofw.disk import read_json, read_jsonl
 from lofw.errors import ConfigError
+from lofw.evaluation.stability import EMA
 from lofw.grid.files import cell_dir, eval_dir, run_dir
-from lofw.stability import EMA
+from lofw.runtime.disk import read_json, read_jsonl
 
 #: The evaluation curves' key of the learned optimizer (the others are baselines).
 LEARNED = "learned"

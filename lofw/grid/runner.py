@@ -26,7 +26,7 @@ With ``jobs > 1`` cells run in that many worker processes, each a plain
 the cell's ``log.txt``.
 
 One writer per cell: a cell is run under its folder's lock
-(:mod:`lofw.locks`), so several ``lofw ablate`` processes (or hosts sharing
+(:mod:`lofw.runtime.locks`), so several ``lofw ablate`` processes (or hosts sharing
 the folder) can work on one grid: a cell held by another process is skipped
 (status :data:`HELD`) and the others are run. Damaged files are repaired
 from what is known: a ``cell.json`` is rewritten from the grid spec (its id
@@ -46,18 +46,18 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable
 
-from lofw.disk import read_json, read_jsonl, write_json
-from lofw.evaluate import evaluate
+from lofw.evaluation.evaluate import evaluate
+from lofw.evaluation.sources import Source
 from lofw.grid.expand import canonical_json, variant_label
 from lofw.grid.files import FINISHED, cell_dir, eval_dir, run_dir
 from lofw.grid.ood import ood_complete, run_ood
 from lofw.grid.validate import Cell, LoadedGrid
-from lofw.locks import FolderBusyError, folder_lock, lock_holder
 from lofw.loggers import log_curves
-from lofw.meta_train import meta_train
+from lofw.meta.training import meta_train
 from lofw.registry import Registry
-from lofw.sources import Source
-from lofw.workers import Job, run_workers
+from lofw.runtime.disk import read_json, read_jsonl, write_json
+from lofw.runtime.locks import FolderBusyError, folder_lock, lock_holder
+from lofw.runtime.workers import Job, run_workers
 
 #: Name of the learned optimizer's curves in lofw.evaluate's output.
 LEARNED = "learned"

@@ -18,12 +18,12 @@ Columns (mean ± standard error over runs unless said otherwise):
   the horizon.
 - ``loss at horizon``, ``loss at S``: :func:`loss_at` at ``H`` and at each
   evaluation length ``S``.
-- ``worst ratio``: the largest, over runs, of :mod:`lofw.stability`'s
+- ``worst ratio``: the largest, over runs, of :mod:`lofw.evaluation.stability`'s
   ``worst_ratio`` (the EMA-smoothed loss after the horizon relative to its
   value at the horizon).
-- ``steps above chance``: :mod:`lofw.stability`'s count of steps after the
+- ``steps above chance``: :mod:`lofw.evaluation.stability`'s count of steps after the
   horizon with a loss above the chance loss ``ln(classes)``.
-- ``stable``: runs stable past the horizon by :mod:`lofw.stability`'s
+- ``stable``: runs stable past the horizon by :mod:`lofw.evaluation.stability`'s
   definition (worst ratio at most 2, no non-finite loss), of all runs.
 """
 
@@ -36,8 +36,8 @@ import math
 
 import numpy as np
 
+from lofw.evaluation.stability import STABLE_RATIO, Stability, stability
 from lofw.grid.results import LEARNED, CellData, baseline_names, mean_se, stack_runs, variant_groups
-from lofw.stability import STABLE_RATIO, Stability, stability
 
 #: A variant whose loss at the horizon is above (1 - this) x its initial loss "did not train".
 NO_PROGRESS = 0.10

@@ -6,7 +6,7 @@ line prints it and exits with status 2. Nothing touches the disk here.
 
 Checked: YAML syntax (safe loader), unknown keys and wrong types of the grid
 file (:class:`GridConfig`), dotted paths of ``axes``/``zip``/``exclude`` that
-do not exist in ``base`` (a :class:`lofw.meta_config.MetaTrainConfig`), empty
+do not exist in ``base`` (a :class:`lofw.meta.config.MetaTrainConfig`), empty
 axes, zip groups of unequal lengths, exclude entries that match no axis
 value, every expanded cell against ``MetaTrainConfig`` (types, horizon >=
 truncation), the names of recipes, tasks, estimators and baselines, and
@@ -21,12 +21,12 @@ from typing import Any
 
 import pydantic
 
-from lofw.baselines import parse_baseline
 from lofw.errors import ConfigError, choices
+from lofw.evaluation.baselines import parse_baseline
 from lofw.grid.config import EvalConfig, GridConfig
 from lofw.grid.expand import LABEL_KEY, SEED_KEY, CellSpec, axis_groups, cell_id, expand_grid
 from lofw.grid.ood import resolve_eval_tasks
-from lofw.meta_config import MetaTrainConfig
+from lofw.meta.config import MetaTrainConfig
 from lofw.plugin_manager import components
 from lofw.recipes import SLOTS, component_names, parse_recipe, resolve_recipe
 from lofw.registry import Registry, load_registry, read_yaml

@@ -8,7 +8,7 @@ numbers for the pair), the estimate of ``grad_P E[L]`` is
     g = mean over pairs of  (L(P + eps) - L(P - eps)) / (2 sigma^2) * eps,
 
 an unbiased estimate of the gradient of the Gaussian-smoothed meta-loss. The
-outer optimizer follows Appendix B and :mod:`lofw.outer`: non-finite entries
+outer optimizer follows Appendix B and :mod:`lofw.meta.outer`: non-finite entries
 zeroed, clipping at 1.0 (by value, as lofw's meta-training does by default),
 then AdamW with learning rate 1e-4 and zero weight decay.
 """

@@ -2,7 +2,7 @@
 
 In the linear NQM the learned term is ``P grad`` beside the nominal term
 ``alpha grad`` (eq. 5), and the update map is ``A = I - (alpha I + P) H``
-(eq. 6). The stabilisers of ``plugins/optimizer/stable_preconditioners.py``
+(eq. 6). The stabilisers of ``plugins/preconditioner/stable.py``
 have these analogues, with the whole parameter vector as one tensor:
 
 - **gain limit** (``tensor_limited_rms`` and ``clipped_rms``): the learned

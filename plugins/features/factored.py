@@ -9,8 +9,8 @@ to the tensor's shape only where they meet a full-size array.
 
 from __future__ import annotations
 
-import numpy as np
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 EPS_GSQ = 1e-30

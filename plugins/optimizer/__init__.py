@@ -1,1 +1,1 @@
-"""Built-in nominal terms, networks, preconditioners and magnitudes."""
+"""Built-in whole optimizers (kind ``optimizer``): ``dense_preconditioner``, the NQM's dense P (paper section 4)."""

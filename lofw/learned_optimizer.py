@@ -1,0 +1,204 @@
+"""``LearnedOptimizer``: one component of each optimizer kind, composed.
+
+The update of one parameter element (paper section 5.2, DESIGN.md)::
+
+    nominal  = b1 * nominal_magnitude(h_nom) * nominal.direction(stats)
+    blackbox = b3 * preconditioner.apply(h_dir, stats) * blackbox_magnitude(h_bb)
+    phi_next = phi - (nominal + blackbox)
+
+where ``h_*`` are the network's heads for that element. A term is present
+when its slot is filled: the nominal term when ``nominal`` is set, the
+blackbox term when ``blackbox_magnitude`` is set (use the ``constant``
+magnitude for an unscaled blackbox). Absent magnitudes and preconditioners
+are the constant 1 and the identity.
+
+``b1`` is a meta-parameter, stored as a log-offset so that it stays positive
+under PES perturbations (the nominal term is always a descent direction) and
+so that weight decay on the meta-parameters pulls it back to its initial
+value, like the decay offsets: ``b1 = nominal_scale_init * exp(nominal_log_scale)``.
+``b3`` (``blackbox_scale``) is a constant.
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float, Int, PyTree
+
+from lofw.interfaces.features import AbstractFeatures
+from lofw.interfaces.magnitude import AbstractMagnitude
+from lofw.interfaces.network import BLACKBOX_MAGNITUDE, DIRECTION, NOMINAL_MAGNITUDE, AbstractNetwork
+from lofw.interfaces.nominal import AbstractNominalTerm
+from lofw.interfaces.optimizer import AbstractOptimizer, Params
+from lofw.interfaces.preconditioner import AbstractPreconditioner
+
+
+class LearnedOptimizerState(eqx.Module):
+    """State of :class:`LearnedOptimizer`.
+
+    Attributes:
+        leaves: the features' accumulator state of each parameter tensor, in
+            ``jax.tree_util`` flattening order of the parameters.
+        step: number of updates done so far.
+    """
+
+    leaves: tuple
+    step: Int[Array, ""]
+
+
+def required_heads(
+    nominal: AbstractNominalTerm | None,
+    nominal_magnitude: AbstractMagnitude | None,
+    blackbox_magnitude: AbstractMagnitude | None,
+) -> tuple[str, ...]:
+    """The network heads a combination of components reads, in a fixed order."""
+    heads = []
+    if blackbox_magnitude is not None:
+        heads.append(DIRECTION)
+        if blackbox_magnitude.uses_head:
+            heads.append(BLACKBOX_MAGNITUDE)
+    if nominal is not None and nominal_magnitude is not None and nominal_magnitude.uses_head:
+        heads.append(NOMINAL_MAGNITUDE)
+    return tuple(heads)
+
+
+class LearnedOptimizer(AbstractOptimizer):
+    """A learned optimizer composed of interchangeable components.
+
+    Its inexact-array leaves are the meta-parameters: take them with
+    ``eqx.partition(opt, eqx.is_inexact_array)``.
+
+    Attributes:
+        features: accumulators and network inputs (required).
+        nominal: the hand-designed direction, or None for no nominal term.
+        network: maps features to heads; None when no head is read.
+        preconditioner: applied to the blackbox direction; None = identity.
+        nominal_magnitude: scales the nominal term; None = 1.
+        blackbox_magnitude: scales the blackbox term; None = no blackbox term.
+        nominal_log_scale: the meta-learned log-offset of ``b1`` (None without
+            a nominal term).
+        nominal_scale_init: ``b1`` at ``nominal_log_scale = 0``.
+        blackbox_scale: the constant ``b3``.
+    """
+
+    features: AbstractFeatures
+    nominal: AbstractNominalTerm | None
+    network: AbstractNetwork | None
+    preconditioner: AbstractPreconditioner | None
+    nominal_magnitude: AbstractMagnitude | None
+    blackbox_magnitude: AbstractMagnitude | None
+    nominal_log_scale: Float[Array, ""] | None
+    nominal_scale_init: float = eqx.field(static=True, default=1e-3)
+    blackbox_scale: float = eqx.field(static=True, default=1e-3)
+
+    def __init__(
+        self,
+        features: AbstractFeatures,
+        nominal: AbstractNominalTerm | None = None,
+        network: AbstractNetwork | None = None,
+        preconditioner: AbstractPreconditioner | None = None,
+        nominal_magnitude: AbstractMagnitude | None = None,
+        blackbox_magnitude: AbstractMagnitude | None = None,
+        *,
+        nominal_scale_init: float = 1e-3,
+        blackbox_scale: float = 1e-3,
+        nominal_log_scale: Float[Array, ""] | None = None,
+    ):
+        self.features = features
+        self.nominal = nominal
+        self.network = network
+        self.preconditioner = preconditioner
+        self.nominal_magnitude = nominal_magnitude
+        self.blackbox_magnitude = blackbox_magnitude
+        self.nominal_scale_init = float(nominal_scale_init)
+        self.blackbox_scale = float(blackbox_scale)
+        if nominal is None:
+            self.nominal_log_scale = None
+        elif nominal_log_scale is None:
+            self.nominal_log_scale = jnp.zeros((), jnp.float32)
+        else:
+            self.nominal_log_scale = nominal_log_scale
+
+    def __check_init__(self):
+        if self.nominal is None and self.blackbox_magnitude is None:
+            raise ValueError(
+                "a LearnedOptimizer needs a nominal term or a blackbox term "
+                "(set `nominal`, or `blackbox_magnitude` - use the `constant` "
+                "magnitude for an unscaled blackbox direction)"
+            )
+        heads = self.heads
+        if heads and self.network is None:
+            raise ValueError(f"the components read the network heads {heads}, but `network` is None")
+        if self.network is not None:
+            missing = [h for h in heads if h not in self.network.heads]
+            if missing:
+                raise ValueError(
+                    f"the network has heads {self.network.heads} but the components also "
+                    f"read {tuple(missing)}; build it with heads={heads}"
+                )
+
+    @property
+    def heads(self) -> tuple[str, ...]:
+        """The network heads this composition reads."""
+        return required_heads(self.nominal, self.nominal_magnitude, self.blackbox_magnitude)
+
+    @property
+    def nominal_scale(self) -> Float[Array, ""]:
+        """``b1``, the scale of the nominal term."""
+        if self.nominal_log_scale is None:
+            return jnp.zeros(())
+        return self.nominal_scale_init * jnp.exp(self.nominal_log_scale)
+
+    def init(self, params: Params) -> LearnedOptimizerState:
+        """Zero accumulators for ``params``."""
+        leaves = jax.tree_util.tree_leaves(params)
+        return LearnedOptimizerState(
+            leaves=tuple(self.features.init_leaf(p) for p in leaves),
+            step=jnp.zeros((), jnp.int32),
+        )
+
+    def update(
+        self, grads: Params, state: LearnedOptimizerState, params: Params
+    ) -> tuple[Params, LearnedOptimizerState]:
+        """One step: ``(updates, new_state)``; add ``updates`` to ``params``."""
+        grad_leaves, treedef = jax.tree_util.tree_flatten(grads)
+        param_leaves = treedef.flatten_up_to(params)
+        updates, new_leaves = [], []
+        for g, p, s in zip(grad_leaves, param_leaves, state.leaves):
+            new_s, u = self._update_leaf(g, p, s, state.step)
+            updates.append(u)
+            new_leaves.append(new_s)
+        new_state = LearnedOptimizerState(leaves=tuple(new_leaves), step=state.step + 1)
+        return jax.tree_util.tree_unflatten(treedef, updates), new_state
+
+    def _update_leaf(self, grad, param, leaf_state, step):
+        dtype = param.dtype
+        grad = grad.astype(jnp.float32)
+        param32 = param.astype(jnp.float32)
+        new_state, stats, feats = self.features.update_leaf(grad, param32, leaf_state, step)
+        heads = self.network(feats) if self.network is not None else {}
+        step_size = jnp.zeros_like(param32)
+        if self.nominal is not None:
+            scale = self.nominal_scale
+            if self.nominal_magnitude is not None:
+                scale = scale * self.nominal_magnitude(heads.get(NOMINAL_MAGNITUDE))
+            step_size = step_size + scale * self.nominal.direction(stats)
+        if self.blackbox_magnitude is not None:
+            direction = heads[DIRECTION]
+            if self.preconditioner is not None:
+                direction = self.preconditioner.apply(direction, stats)
+            magnitude = self.blackbox_magnitude(heads.get(BLACKBOX_MAGNITUDE))
+            step_size = step_size + self.blackbox_scale * direction * magnitude
+        return new_state, (-step_size).astype(dtype)
+
+
+
+def meta_parameters(opt: eqx.Module) -> PyTree:
+    """The meta-parameters of ``opt``: its inexact-array leaves (others None)."""
+    return eqx.filter(opt, eqx.is_inexact_array)
+
+
+def count_meta_parameters(opt: eqx.Module) -> int:
+    """Number of scalar meta-parameters of ``opt``."""
+    return sum(x.size for x in jax.tree_util.tree_leaves(meta_parameters(opt)))

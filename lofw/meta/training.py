@@ -1,0 +1,403 @@
+"""``meta_train``: meta-train a learned optimizer on a task, resumably.
+
+One meta-step (every particle, both antithetic branches, the whole
+truncation, the outer clip + AdamW update) is one ``eqx.filter_jit``
+function, :func:`make_meta_step`. The host loop around it draws nothing
+random itself (the key of step ``n`` is ``fold_in(run_key, n)``), appends the
+returned metrics to ``metrics.jsonl``, calls the ``lofw_log_metrics`` hook,
+updates the progress bar and writes checkpoints.
+
+Run folder (``out``)::
+
+    config.json      the resolved MetaTrainConfig and its trajectory fingerprint
+    metrics.jsonl    one JSON object per meta-step (format below)
+    checkpoint.eqx   the latest checkpoint (lofw.meta.checkpoint; written atomically)
+    status.json      {"status", "step", "meta_steps", "fingerprint"}
+
+``metrics.jsonl`` lines (deterministic: a resumed run writes exactly the
+lines an uninterrupted one would)::
+
+    {"step": 12,              # meta-steps completed (1-based)
+     "meta_loss": 1.73,       # mean over particles of the truncation's mean
+                              # normalised training loss (PES/ES: mean of +/-)
+     "grad_norm": 0.41,       # global norm of the meta-gradient, before clipping
+     "nan_grads": 0,          # meta-gradient entries that were NaN/inf, zeroed
+     "resets": 1,             # particles whose inner episode ended this step
+     "theta_norm": 3.2}       # global norm of the meta-parameters after the update
+
+``status.json`` ``status`` is ``"running"`` while a process works on the
+folder, ``"stopped"`` after ``stop_after`` steps, ``"interrupted"`` after
+Ctrl-C (a checkpoint is written first), ``"finished"`` once ``meta_steps``
+are done. Calling :func:`meta_train` again on the folder resumes from the
+checkpoint (a finished run returns at once); a larger ``meta_steps``
+continues a finished run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Literal
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import optax
+from jax.experimental import multihost_utils
+from tqdm.auto import tqdm
+
+from lofw.builder import build_optimizer
+from lofw.errors import ConfigError
+from lofw.interfaces.estimator import AbstractEstimator
+from lofw.interfaces.optimizer import AbstractOptimizer
+from lofw.interfaces.task import AbstractTask
+from lofw.meta.checkpoint import (
+    CHECKPOINT,
+    METRICS,
+    STATUS,
+    TrainingState,
+    load_checkpoint,
+    prepare_run_dir,
+    read_metrics,
+    save_checkpoint,
+    update_run_config,
+)
+from lofw.meta.config import MetaTrainConfig, build_estimator, parse_meta_train_config, resolve_config
+from lofw.meta.outer import make_outer_optimizer, zero_nonfinite
+from lofw.plugin_manager import get_plugin_manager
+from lofw.registry import Registry, load_registry
+from lofw.runtime import distributed
+from lofw.runtime.compile import compiler_options
+from lofw.runtime.disk import write_json
+from lofw.runtime.locks import folder_lock
+from lofw.tasks import build_task
+
+Status = Literal["finished", "stopped", "interrupted"]
+
+
+@dataclasses.dataclass(frozen=True)
+class MetaTrainResult:
+    """What :func:`meta_train` returns.
+
+    Attributes:
+        status: ``"finished"`` (all ``meta_steps`` done) or ``"stopped"``
+            (``stop_after`` reached; call again to continue).
+        step: meta-steps completed so far (over every invocation).
+        optimizer: the learned optimizer with the current meta-parameters.
+        config: the resolved run configuration.
+        run_dir: the run folder, or None for an in-memory run.
+        metrics: every metrics line of the run so far (as in ``metrics.jsonl``).
+    """
+
+    status: Status
+    step: int
+    optimizer: AbstractOptimizer
+    config: MetaTrainConfig
+    run_dir: Path | None
+    metrics: list[dict[str, Any]]
+
+
+def meta_train(
+    config: MetaTrainConfig | dict[str, Any] | None = None,
+    /,
+    *,
+    out: str | Path | None = None,
+    registry: Registry | None = None,
+    progress: bool = True,
+    stop_after: int | None = None,
+    devices: str | int | None = None,
+    **overrides: Any,
+) -> MetaTrainResult:
+    """Meta-train a learned optimizer (PES by default; paper Appendix B).
+
+    Args:
+        config: the run (:class:`MetaTrainConfig` or a mapping of its keys);
+            None = defaults.
+        out: the run folder. Created if absent; if it holds a run with the
+            same trajectory fingerprint, that run is resumed; a run of a
+            different config is refused (:class:`lofw.ConfigError`, nothing
+            written). None = in-memory run: no files, no checkpoints.
+        registry: where recipe, task and estimator names are looked up
+            (default: the project's ``registry.yaml``).
+        progress: show a tqdm progress bar (stderr) with the meta-loss and
+            the speed.
+        stop_after: run at most this many meta-steps in this call, then
+            checkpoint and return with status ``"stopped"``.
+        devices: shard the particles over a 1-D mesh of these devices
+            (``"all"``, a count, see :func:`lofw.runtime.distributed.make_mesh`);
+            None = no mesh (one device). With several processes
+            (:func:`lofw.runtime.distributed.initialize`) the mesh spans every
+            process, every process runs this function, and only process 0
+            writes files (the others' result holds only this call's metrics). Not part of
+            the config: a run may resume on another number of devices.
+        **overrides: top-level keys of :class:`MetaTrainConfig` overriding
+            ``config`` (``meta_train(recipe="star", task="digits_mlp",
+            meta_steps=20, estimator={"particles": 4})``; a mapping given for
+            ``estimator`` or ``outer`` is merged into the existing one).
+
+    Returns:
+        A :class:`MetaTrainResult`.
+
+    Raises:
+        ConfigError: unknown recipe / task / estimator, bad key or value,
+            horizon shorter than the truncation, particles that do not divide
+            evenly across ``devices``, or ``out`` holding a run of another
+            config (all raised before anything is compiled or written).
+        KeyboardInterrupt: re-raised after a checkpoint is written.
+    """
+    registry = registry if registry is not None else load_registry()
+    config = merge_overrides(config, overrides)
+    run = setup_run(config, registry)
+    mesh = None
+    if devices is not None:
+        mesh = distributed.make_mesh(devices)
+        distributed.check_divisible(run.config.estimator.particles, mesh)
+    run_dir = Path(out) if out is not None else None
+    with _run_dir_lock(run_dir):
+        state, metrics = run.initial_state, []
+        if _writes():
+            resume = prepare_run_dir(run_dir, run.config, update=False) if run_dir is not None else False
+            if resume:  # (nothing is changed on disk before the checkpoint and metrics are known good)
+                state, _ = load_checkpoint(run_dir, run.initial_state)
+                metrics = read_metrics(run_dir, upto_step=int(state.step))
+                update_run_config(run_dir, run.config)
+            elif run_dir is not None:
+                read_metrics(run_dir, upto_step=0)  # a crash before the first checkpoint
+        if jax.process_count() > 1:  # every process continues from process 0's state
+            state = multihost_utils.broadcast_one_to_all(state)
+        if mesh is not None:
+            state = distributed.shard_training_state(state, mesh)
+            run = dataclasses.replace(run, task=distributed.replicate(run.task, mesh))
+        return _loop(run, state, metrics, run_dir, progress and _writes(), stop_after)
+
+
+def _run_dir_lock(run_dir: Path | None) -> contextlib.AbstractContextManager:
+    """The run folder's lock (:mod:`lofw.runtime.locks`), creating the folder; held by the writing process only."""
+    if run_dir is None or not _writes():
+        return contextlib.nullcontext()
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"{run_dir}: exists and is not a folder; choose another --out")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return folder_lock(run_dir, "this run folder (another lofw meta-train)")
+
+
+def _writes() -> bool:
+    """True in the process that writes files: process 0 (:func:`lofw.runtime.distributed.is_writer`)."""
+    return jax.process_index() == 0
+
+
+def merge_overrides(config: MetaTrainConfig | dict[str, Any] | None, overrides: dict[str, Any]) -> MetaTrainConfig:
+    """``config`` with ``overrides`` applied (mappings for nested models are merged)."""
+    if isinstance(config, MetaTrainConfig):
+        data = config.model_dump(exclude_unset=True)
+    elif config is None:
+        data = {}
+    elif isinstance(config, dict):
+        data = dict(config)
+    else:
+        raise ConfigError(f"meta_train: config must be a MetaTrainConfig or a mapping, got {config!r}")
+    for key, value in overrides.items():
+        if key in ("estimator", "outer") and isinstance(value, dict) and isinstance(data.get(key), dict):
+            data[key] = {**data[key], **value}
+        elif hasattr(value, "model_dump") and key in ("estimator", "outer"):
+            data[key] = value.model_dump(exclude_unset=True)
+        else:
+            data[key] = value
+    return parse_meta_train_config(data)
+
+
+def check_run_config(config: MetaTrainConfig | dict[str, Any], registry: Registry | None = None, where: str = "meta-train config") -> MetaTrainConfig:
+    """Validate a run config completely (every name and component argument)
+    without loading data, compiling or writing anything; return it resolved.
+
+    Commands call this before they create a folder or a compile cache.
+
+    Raises:
+        ConfigError: as :func:`meta_train`.
+    """
+    registry = registry if registry is not None else load_registry()
+    config = resolve_config(parse_meta_train_config(config, where), registry)
+    build_estimator(config, registry)
+    build_task(config.task, registry, where="task" if isinstance(config.task, dict) else None, check_only=True)
+    build_optimizer(config.recipe, jax.random.PRNGKey(config.seed), registry)
+    return config
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """Everything built from a config before any compilation."""
+
+    config: MetaTrainConfig
+    static: Any
+    task: AbstractTask
+    estimator: AbstractEstimator
+    outer: optax.GradientTransformation
+    initial_state: TrainingState
+    meta_step: Callable
+
+
+def setup_run(config: MetaTrainConfig, registry: Registry) -> Run:
+    """Resolve ``config`` and build the optimizer, task, estimator and outer optimizer.
+
+    Every name is checked here, before anything is traced or written.
+    """
+    config = resolve_config(config, registry)
+    estimator = build_estimator(config, registry)
+    task = build_task(config.task, registry, where="task" if isinstance(config.task, dict) else None)
+    k_opt, k_est, k_run = jax.random.split(jax.random.PRNGKey(config.seed), 3)
+    opt = build_optimizer(config.recipe, k_opt, registry)
+    theta, static = eqx.partition(opt, eqx.is_inexact_array)
+    outer = make_outer_optimizer(config.outer)
+    state = TrainingState(
+        theta=theta,
+        outer_state=outer.init(theta),
+        estimator_state=estimator.init(opt, task, k_est),
+        key=k_run,
+        step=jnp.zeros((), jnp.int32),
+    )
+    return Run(config, static, task, estimator, outer, state, cached_meta_step(estimator, config.outer, static))
+
+
+_META_STEPS: dict[Any, Callable] = {}
+
+
+def cached_meta_step(estimator: AbstractEstimator, outer_config: Any, static: Any) -> Callable:
+    """:func:`make_meta_step` memoised on its configuration, so that runs of
+    one configuration in one process (a resumed run, a grid's seeds) share
+    one compiled function instead of compiling it again."""
+    try:
+        key = (estimator, outer_config, static)
+        hash(key)
+    except TypeError:
+        return make_meta_step(estimator, make_outer_optimizer(outer_config), static)
+    if key not in _META_STEPS:
+        _META_STEPS[key] = make_meta_step(estimator, make_outer_optimizer(outer_config), static)
+    return _META_STEPS[key]
+
+
+def make_meta_step(estimator: AbstractEstimator, outer: optax.GradientTransformation, static: Any) -> Callable:
+    """The whole meta-step as ONE compiled function.
+
+    ``meta_step(state, task) -> (state, metrics)``: the estimate over every
+    particle and both antithetic branches for the full truncation, non-finite
+    entries zeroed and counted, then clip + AdamW. The key of the step is
+    ``fold_in(state.key, state.step)``, so the step is a pure function of
+    ``state`` (this is what makes a resumed run bit-identical).
+    """
+
+    @eqx.filter_jit(compiler_options=compiler_options())
+    def meta_step(state: TrainingState, task: AbstractTask):
+        opt = eqx.combine(state.theta, static)
+        key = jax.random.fold_in(state.key, state.step)
+        grad, out = estimator.estimate(opt, task, state.estimator_state, key)
+        grad, n_nan = zero_nonfinite(grad)
+        updates, outer_state = outer.update(grad, state.outer_state, state.theta)
+        theta = optax.apply_updates(state.theta, updates)
+        metrics = {
+            "meta_loss": jnp.mean(out.meta_loss),
+            "grad_norm": optax.tree.norm(grad),
+            "nan_grads": n_nan,
+            "resets": jnp.sum(out.resets).astype(jnp.int32),
+            "theta_norm": optax.tree.norm(theta),
+        }
+        new_state = TrainingState(theta, outer_state, out.state, state.key, state.step + 1)
+        return new_state, metrics
+
+    return meta_step
+
+
+def _to_host(metrics: dict[str, Any], step: int) -> dict[str, Any]:
+    host = distributed.to_host(metrics)  # jax.device_get; with several processes, their global values
+    line: dict[str, Any] = {"step": step}
+    for k, v in host.items():
+        line[k] = int(v) if jnp.issubdtype(v.dtype, jnp.integer) else float(v)
+    return line
+
+
+def _status(run_dir: Path | None, status: str, step: int, config: MetaTrainConfig) -> None:
+    if run_dir is not None and _writes():
+        write_json(
+            run_dir / STATUS,
+            {"status": status, "step": step, "meta_steps": config.meta_steps, "fingerprint": config.trajectory_fingerprint()},
+            sort_keys=True,
+        )
+
+
+def _checkpoint(run_dir: Path | None, state: TrainingState, config: MetaTrainConfig) -> None:
+    if run_dir is None:
+        return
+    if jax.process_count() > 1:  # a collective: every process gathers, process 0 writes
+        state = distributed.to_host(state)
+        if not _writes():
+            return
+    header = {
+        "step": int(state.step),
+        "fingerprint": config.trajectory_fingerprint(),
+        "recipe": config.recipe,
+        "meta_parameters": int(sum(x.size for x in jax.tree_util.tree_leaves(state.theta))),
+    }
+    save_checkpoint(run_dir, state, header)
+
+
+def _loop(run: Run, state: TrainingState, metrics: list, run_dir: Path | None, progress: bool, stop_after: int | None):
+    config = run.config
+    start = int(state.step)
+    end = config.meta_steps if stop_after is None else min(config.meta_steps, start + stop_after)
+    hook = get_plugin_manager().hook.lofw_log_metrics
+    bar = tqdm(total=config.meta_steps, initial=start, disable=not progress, file=sys.stderr, unit="meta-step", dynamic_ncols=True)
+    last_saved = start
+    _status(run_dir, "running", start, config)
+    metrics_file = open(run_dir / METRICS, "a") if run_dir is not None and _writes() else None
+    try:
+        while int(state.step) < end:
+            t0 = time.perf_counter()
+            state, step_metrics = run.meta_step(state, run.task)
+            line = _to_host(step_metrics, int(state.step))
+            metrics.append(line)
+            if metrics_file is not None:
+                metrics_file.write(json.dumps(line) + "\n")
+                metrics_file.flush()
+            if _writes():
+                hook(run_dir=str(run_dir) if run_dir is not None else "", step=line["step"], metrics=dict(line))
+            elapsed = time.perf_counter() - t0
+            if line["step"] == start + 1:  # the first call of this process compiles
+                bar.set_postfix(meta_loss=f"{line['meta_loss']:.4f}", first_step_s=f"{elapsed:.1f}")
+            else:
+                # a particle-step is one inner step of one unroll (one antithetic branch),
+                # as in benchmarks/meta_step.py
+                particle_steps = run.estimator.unrolls_per_particle * config.estimator.particles * config.estimator.truncation
+                bar.set_postfix(meta_loss=f"{line['meta_loss']:.4f}", ms_per_particle_step=f"{1e3 * elapsed / particle_steps:.2f}")
+            bar.update(1)
+            if run_dir is not None and line["step"] % config.checkpoint_every == 0:
+                _checkpoint(run_dir, state, config)
+                last_saved = line["step"]
+    except KeyboardInterrupt:
+        if metrics_file is not None:
+            metrics_file.close()
+            metrics_file = None
+        if int(state.step) != last_saved:
+            _checkpoint(run_dir, state, config)
+        _status(run_dir, "interrupted", int(state.step), config)
+        raise
+    finally:
+        bar.close()
+        if metrics_file is not None:
+            metrics_file.close()
+    step = int(state.step)
+    # (with several processes every process must take the same branch: the checkpoint is a collective)
+    if step != last_saved or (run_dir is not None and (jax.process_count() > 1 or not (run_dir / CHECKPOINT).exists())):
+        _checkpoint(run_dir, state, config)
+    status: Status = "finished" if step >= config.meta_steps else "stopped"
+    _status(run_dir, status, step, config)
+    return MetaTrainResult(
+        status=status,
+        step=step,
+        optimizer=eqx.combine(state.theta, run.static),
+        config=config,
+        run_dir=run_dir,
+        metrics=metrics,
+    )

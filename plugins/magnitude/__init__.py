@@ -1,0 +1,1 @@
+"""Built-in magnitude controllers: ``exp``, ``constant``."""

@@ -1,0 +1,1 @@
+"""Built-in networks: ``mlp``, the per-parameter MLP of STAR and the blackbox."""

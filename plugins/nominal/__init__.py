@@ -1,0 +1,1 @@
+"""Built-in nominal terms: ``sgd``, ``aggmo``, ``adam``, ``adam_aggmo``."""
