@@ -1,4 +1,4 @@
-"""Compile time and speed of one meta-step (issue 3, section 7).
+"""Compile time and speed of one meta-step.
 
 PES with a learned optimizer (default STAR) on the 784-128-128-10 ReLU MLP,
 batch 128, on synthetic data of Fashion-MNIST's shape (uint8 28x28x1, ten
@@ -15,7 +15,7 @@ Reported:
                          and TBPTT one; one antithetic branch is one particle
   ms_per_particle_step   steady meta-step time / particle_steps: one inner
                          training step of one branch, everything of the
-                         meta-step included (goal, issue 13: <= 2 ms on 2 cores)
+                         meta-step included (goal: <= 2 ms on 2 cores)
   ms_per_antithetic_pair_step
                          the same per pair (both branches): the number older
                          versions of this script printed as ms_per_particle_step

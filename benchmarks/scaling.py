@@ -1,4 +1,4 @@
-"""Particle-steps per second of the meta-step on 1, 2, 4, 8 devices (issue 5).
+"""Particle-steps per second of the meta-step on 1, 2, 4, 8 devices.
 
 The meta-step of ``lofw.meta_train`` (PES by default, every particle, both
 antithetic branches, the full truncation, clip + AdamW) with the particle

@@ -5,9 +5,9 @@ jitted ``lax.scan`` on fixed gradients, under ``jax.profiler``; the trace's
 kernel events (one per XLA fusion, dot or library call per step) are summed
 and printed in microseconds per step, with the HLO of the slowest kernels'
 fused computations summarised (op counts) so that a recomputed or
-materialised value shows up. This is how the costs in issue 13 were found:
-the per-element network loop, the normalisation reduction, the accumulator
-updates. Timings come from the profiler and are as noisy as the machine.
+materialised value shows up: the per-element network loop, the
+normalisation reduction and the accumulator updates are found this way
+(docs/performance.md). Timings come from the profiler and are as noisy as the machine.
 
 Run::
 

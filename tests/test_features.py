@@ -111,7 +111,7 @@ def test_rms_scales_value_and_derivatives():
     ids=str,
 )
 def test_sums_by_rows_match_float64(shape, row_length):
-    # Large tensors are summed row by row, then over the rows (issue 13);
+    # Large tensors are summed row by row, then over the rows (spread over the cores);
     # others in one sequential float32 loop, whose error grows with the
     # size (1.5e-6 relative for the 7000 elements here): hence 1e-5.
     from lofw_plugins.features.adafactor import _row_length, _sums

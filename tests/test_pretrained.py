@@ -1,4 +1,4 @@
-"""Pretrained optimizers (issue 12): exported from a finished (tiny, real)
+"""Pretrained optimizers: exported from a finished (tiny, real)
 grid cell, loaded with their fingerprint checked, listed through the plugin
 hook, evaluated as ``pretrained:NAME``, and a card's number reproduced."""
 

@@ -1,4 +1,4 @@
-"""The stabiliser preconditioners of issue 10 against independent NumPy computations."""
+"""The stabiliser preconditioners of STAR's blackbox term against independent NumPy computations."""
 
 import equinox as eqx
 import jax

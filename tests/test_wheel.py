@@ -1,4 +1,4 @@
-"""The wheel works outside the checkout (issue 12): `pip wheel .` builds it,
+"""The wheel works outside the checkout: `pip wheel .` builds it,
 it is installed (without dependencies: they come from this test's
 environment) into a fresh virtual environment, and from a folder outside
 the checkout the commands find the registry, the grids and the plugins that

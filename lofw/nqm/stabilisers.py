@@ -1,4 +1,4 @@
-"""NQM analogues of the blackbox stabilisers of issue 10 (docs/stable_star.md).
+"""NQM analogues of the stabilisers of STAR's blackbox term (docs/stable_star.md).
 
 In the linear NQM the learned term is ``P grad`` beside the nominal term
 ``alpha grad`` (eq. 5), and the update map is ``A = I - (alpha I + P) H``

@@ -15,11 +15,11 @@ from jax.experimental.compilation_cache import compilation_cache
 def compiler_options() -> dict[str, Any] | None:
     """XLA options of the meta-step and of evaluation: on CPU, LLVM optimisation level 1.
 
-    Measured with ``benchmarks/meta_step.py`` (STAR, PES, 8 particles,
-    truncation 50, 784-128-128-10 MLP, 2 shared cores): compile 15 s -> 9 s
-    for a ~4% slower meta-step; the default level spends the extra time
-    optimising the learned optimizer's many small per-tensor fusions. The
-    option is fixed, so a resumed run compiles the same program.
+    The default level spends most of the compile time optimising the learned
+    optimizer's many small per-tensor fusions: level 1 compiles the meta-step
+    in about 60% of the time for a few percent slower step
+    (``benchmarks/meta_step.py``; numbers in docs/performance.md). The option
+    is fixed, so a resumed run compiles the same program.
     """
     if jax.default_backend() == "cpu":
         return {"xla_backend_optimization_level": 1}

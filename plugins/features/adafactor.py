@@ -80,8 +80,7 @@ def _sums(xs: tuple[Array, ...]) -> tuple[Array, ...]:
     XLA compiles a variadic reduction to one loop that accumulates every sum
     (one pass over the tensor, not one per array), and the row-wise stage
     spreads that loop over the CPU cores, where a reduction to scalars runs on
-    one (measured: 180 instead of 350 us for STAR's 16 channels of a 784x128
-    matrix on 2 cores, issue 13). The summation order differs from a flat
+    one (docs/performance.md has the measurement). The summation order differs from a flat
     sum by float32 rounding (about 1e-7 relative). A variadic reduce has no
     transpose rule, so the tangent is written with ordinary sums (used only
     when differentiating, e.g. truncated backprop through the optimizer).
@@ -117,7 +116,7 @@ def _rms_scales(squares: list[Array]) -> Array:
         for k, s in zip(ks, _sums(tuple(squares[k] for k in ks))):
             sums[k] = s
     # One division of the stacked sums: a division per sum is one tiny XLA
-    # kernel per channel (28 launches per tensor, issue 13).
+    # kernel per channel (28 launches per tensor).
     sizes = np.asarray([max(1, math.prod(c.shape)) for c in squares], np.float32)
     return lax.rsqrt(NORM_EPS + jnp.stack(sums) / sizes)
 
@@ -252,13 +251,13 @@ def _channels(grad: Array, param: Array, s: AdafactorLeafState) -> tuple[list[Ar
     channels built on ``rsqrt(v + eps)`` are written with ``1 / (v + eps)``:
     equal to float32 rounding, and the normalisation's reduction then shares
     no expensive value with the network's loop, so XLA materialises neither
-    ``rsqrt(v + eps)`` nor its products with the momenta (issue 13).
+    ``rsqrt(v + eps)`` nor its products with the momenta.
     """
     moms = list(s.momentum)
     rsqrt_v = lax.rsqrt(s.second_moment + RMS_EPS)
     inv_v = 1.0 / (s.second_moment + RMS_EPS)
     # Operations on the statistics run over their trailing decay axis, split
-    # last: one small XLA kernel each instead of one per decay (issue 13).
+    # last: one small XLA kernel each instead of one per decay.
     dims = factored_dims(grad.shape)
     if dims is None:
         k = s.diag.shape[-1]

@@ -9,13 +9,12 @@ Channels smaller than the tensor (factored row/column statistics) meet the
 first layer as one small matrix product per shape (``[..., K] @ [K, units]``
 on the row or column vectors). XLA never fuses a dot into an elementwise
 loop, so these 48 of a matrix's 112 first-layer multiply-adds stay on the
-vectors instead of being recomputed for every element (which XLA did with
-the broadcast form, issue 13). Every hidden unit is then its own array of
-the tensor's shape, so the per-element part of all layers, the heads and the
-optimizer's update compile to one loop vectorised along the tensor's
-contiguous axis (the traced program is larger: STAR compiles ~25% slower
-than with the hidden units on a trailing axis; with the dots, STAR's whole
-step measured ~5% faster, 1.94 -> 1.84 ms).
+vectors instead of being recomputed for every element (which XLA does with
+the broadcast form). Every hidden unit is then its own array of the tensor's
+shape, so the per-element part of all layers, the heads and the optimizer's
+update compile to one loop vectorised along the tensor's contiguous axis; the
+price is a larger traced program, so a longer compile (measurements in
+docs/performance.md).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
-"""Candidate stabilisers of STAR's blackbox term, as preconditioners (issue 10).
+"""Candidate stabilisers of STAR's blackbox term, as preconditioners.
 
 lofw's own variants, not the paper's. Measured on lofw's trained STAR
-(issue 10): under meta weight decay the direction head ``x`` tends to a
+(docs/stable_star.md): under meta weight decay the direction head ``x`` tends to a
 constant, and ``rsqrt(v + 1e-6)`` grows to ~1000 as the gradients vanish, so
 the blackbox term becomes a drift on every weight long after the horizon.
 Each candidate attacks one link of that chain; all are per tensor, with
