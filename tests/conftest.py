@@ -5,3 +5,17 @@ from pathlib import Path
 # Hermetic by default: only lofw's own plugins, whatever else is installed.
 os.environ.setdefault("LOFW_DISABLE_PLUGIN_AUTOLOAD", "1")
 sys.path.insert(0, str(Path(__file__).parent))
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def run4(tmp_path_factory):
+    """A finished 4-meta-step run folder (checkpoints at 2 and 4, TensorBoard events); copy it before changing it."""
+    from run_helpers import META_TRAIN_ARGS
+
+    from lofw.cli.main import main as cli  # after the environment above is set
+
+    out = tmp_path_factory.mktemp("safe") / "run"
+    assert cli(["meta-train", *META_TRAIN_ARGS, "--steps", "4", "--out", str(out), "--log", "tensorboard"]) == 0
+    return out

@@ -1,0 +1,99 @@
+"""Meta-training run folders survive damage and concurrency: a damaged checkpoint falls back
+to the previous one or stops with one message; damaged metrics stop with one message;
+nothing is created before the config is valid; one writer per run folder (real processes)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from run_helpers import META_TRAIN_ARGS, hold_lock
+
+from lofw.cli.main import main as cli
+from lofw.meta.checkpoint import CHECKPOINT, METRICS, PREVIOUS
+from lofw.runtime.locks import lock_holder
+
+
+def _copy(run: Path, tmp_path: Path) -> Path:
+    shutil.copytree(run, tmp_path / "run", ignore=shutil.ignore_patterns("tensorboard"))
+    return tmp_path / "run"
+
+
+def _snapshot(folder: Path) -> dict:
+    return {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+
+
+def test_previous_checkpoint_is_kept_and_a_damaged_latest_falls_back(run4, tmp_path, capsys):
+    run = _copy(run4, tmp_path)
+    assert json.loads(run.joinpath(CHECKPOINT).read_bytes().splitlines()[0])["step"] == 4
+    assert json.loads(run.joinpath(PREVIOUS).read_bytes().splitlines()[0])["step"] == 2
+    with open(run / CHECKPOINT, "r+b") as f:
+        f.truncate(100)
+    with pytest.warns(UserWarning, match=r"checkpoint.eqx is damaged .*resumed from checkpoint.prev.eqx \(meta-step 2\)"):
+        assert cli(["meta-train", *META_TRAIN_ARGS, "--steps", "4", "--out", str(run)]) == 0
+    assert "Traceback" not in capsys.readouterr().err
+    # steps 3-4 were redone from the previous checkpoint: same metrics as the undamaged run
+    assert (run / METRICS).read_text() == (run4 / METRICS).read_text()
+    assert (run / CHECKPOINT).read_bytes() == (run4 / CHECKPOINT).read_bytes()
+    assert (run / (CHECKPOINT + ".damaged")).stat().st_size == 100
+
+
+def test_no_usable_checkpoint_stops_with_one_message(run4, tmp_path, capsys):
+    run = _copy(run4, tmp_path)
+    for name in (CHECKPOINT, PREVIOUS):
+        with open(run / name, "r+b") as f:
+            f.truncate(100)
+    before = _snapshot(run)
+    assert cli(["meta-train", *META_TRAIN_ARGS, "--steps", "6", "--out", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert f"{run / CHECKPOINT} is damaged" in err and "delete the run folder" in err
+    assert _snapshot(run) == before
+
+
+def test_damaged_metrics_stop_with_one_message(run4, tmp_path, capsys):
+    run = _copy(run4, tmp_path)
+    lines = (run / METRICS).read_text().splitlines()
+    (run / METRICS).write_text("\n".join([lines[0], "{garbage", *lines[2:]]) + "\n")
+    before = _snapshot(run)
+    assert cli(["meta-train", *META_TRAIN_ARGS, "--steps", "6", "--out", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert f"{run / METRICS}: damaged: line 2 is not a metrics line" in err and "Traceback" not in err
+    assert _snapshot(run) == before
+
+
+@pytest.mark.parametrize("config, message", [
+    ({"recipe": "nope"}, "unknown recipe 'nope'"),
+    ({"recipe": {"extends": "star", "nominal": {"name": "lion"}}}, "unknown nominal 'lion'"),
+    ({"recipe": {"extends": "star", "network": {"widths": [3]}}}, "network 'mlp' has no argument 'widths'"),
+    ({"recipe": {"extends": "star", "nomimal": None}}, "nomimal"),
+    ({"estimator": {"name": "nes", "truncation": 10}}, "unknown estimator 'nes'"),
+    ({"task": "nope"}, "unknown task 'nope'"),
+    ({"task": {"name": "image_mlp", "dataset": "digits", "depth": 3}}, "task 'image_mlp' has no argument 'depth'"),
+])
+def test_invalid_config_creates_nothing(config, message, tmp_path, capsys):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"task": "digits_mlp", "horizon": 20, "estimator": {"truncation": 10}, **config}))
+    out = tmp_path / "x"
+    assert cli(["meta-train", "--config", str(path), "--out", str(out), "--no-progress"]) == 2  # compile cache on
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_busy_run_folder_exits_2_naming_the_holder(tmp_path, capsys):
+    out = tmp_path / "run"
+    holder = hold_lock(out)
+    try:
+        assert lock_holder(out) == holder.pid
+        assert cli(["meta-train", *META_TRAIN_ARGS, "--steps", "4", "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert f"in use by process {holder.pid}" in err and "Traceback" not in err
+        assert sorted(p.name for p in out.iterdir()) == [".lock"]
+    finally:
+        holder.kill()
+        holder.wait()
+    assert lock_holder(out) is None  # the lock died with its process
