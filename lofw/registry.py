@@ -113,11 +113,14 @@ def default_registry_path() -> Path:
 
 
 def read_yaml(path: Path) -> Any:
-    """Read a YAML file with the safe loader; errors name the file and line."""
+    """Read a UTF-8 YAML file with the safe loader; errors name the file and line (or byte)."""
     try:
-        text = Path(path).read_text()
+        text = Path(path).read_bytes().decode("utf-8")
     except OSError as e:
         raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {e.start}: {e.object[e.start:e.start + 1]!r}); "
+                          "save the file as UTF-8") from None
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as e:

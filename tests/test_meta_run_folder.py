@@ -12,6 +12,7 @@ import pytest
 import yaml
 from run_helpers import META_TRAIN_ARGS, hold_lock
 
+import lofw
 from lofw.cli.main import main as cli
 from lofw.meta.checkpoint import CHECKPOINT, METRICS, PREVIOUS
 from lofw.runtime.locks import lock_holder
@@ -97,3 +98,29 @@ def test_busy_run_folder_exits_2_naming_the_holder(tmp_path, capsys):
         holder.kill()
         holder.wait()
     assert lock_holder(out) is None  # the lock died with its process
+
+
+@pytest.mark.parametrize("key, value", [("outer", {"lr": float("inf")}), ("outer", {"weight_decay": float("inf")}),
+                                        ("estimator", {"std": float("-inf")}), ("outer", {"lr": float("nan")})])
+def test_non_finite_numbers_are_refused_naming_the_field(key, value, tmp_path):
+    field = f"{key}.{next(iter(value))}"
+    with pytest.raises(lofw.ConfigError, match=rf"{field}: Input should be a finite number"):
+        lofw.meta_train(recipe="star", task="digits_mlp", meta_steps=1, out=tmp_path / "x", progress=False,
+                        **{key: value})
+    assert not (tmp_path / "x").exists()
+
+
+def test_infinite_flag_and_non_utf8_files_exit_2_with_one_line(tmp_path, capsys):
+    out = tmp_path / "x"
+    assert cli(["meta-train", *META_TRAIN_ARGS, "--lr", "inf", "--steps", "1", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "outer.lr: Input should be a finite number" in err and len(err.strip().splitlines()) == 1
+    config = tmp_path / "c.yaml"
+    config.write_bytes(b"recipe: star\ntask: digits_mlp\n# caf\xe9\n")
+    grid = tmp_path / "g.yaml"
+    grid.write_bytes(b"name: g\nbase: {task: digits_mlp}\n\xff\n")
+    for argv, path, byte in ((["meta-train", "--config", str(config)], config, 35), (["ablate", str(grid)], grid, 33)):
+        assert cli([*argv, "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert f"{path}: not UTF-8 text (byte {byte}" in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()

@@ -40,7 +40,9 @@ NON_TRAJECTORY_FIELDS = ("meta_steps", "checkpoint_every")
 
 
 class _Frozen(pydantic.BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # every float of a run config must be finite: no field gives infinity a meaning, and an
+    # infinite learning rate, std or weight decay would meta-train on non-finite numbers
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class EstimatorConfig(_Frozen):
