@@ -5,7 +5,12 @@ nothing is created before the config is valid; one writer per run folder (real p
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -14,7 +19,7 @@ from run_helpers import META_TRAIN_ARGS, hold_lock
 
 import lofw
 from lofw.cli.main import main as cli
-from lofw.meta.checkpoint import CHECKPOINT, METRICS, PREVIOUS
+from lofw.meta.checkpoint import CHECKPOINT, METRICS, PREVIOUS, STATUS
 from lofw.runtime.locks import lock_holder
 
 
@@ -124,3 +129,39 @@ def test_infinite_flag_and_non_utf8_files_exit_2_with_one_line(tmp_path, capsys)
         err = capsys.readouterr().err
         assert f"{path}: not UTF-8 text (byte {byte}" in err and len(err.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def _lines(run: Path) -> list[dict]:
+    return [json.loads(x) for x in (run / METRICS).read_text().splitlines()]
+
+
+@pytest.mark.parametrize("signal_name, environment", [("SIGTERM", {}), ("SIGUSR1", {"LOFW_STOP_SIGNALS": "USR1"})])
+def test_a_stop_signal_checkpoints_and_the_run_resumes_exactly(signal_name, environment, tmp_path, capsys):
+    run = tmp_path / "run"
+    # no periodic checkpoint: the one on disk is written by the signal handler
+    command = [sys.executable, "-m", "lofw.cli.main", "meta-train", *META_TRAIN_ARGS, "--steps", "500",
+               "--checkpoint-every", "1000", "--out", str(run)]
+    proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env={**os.environ, **environment})
+    deadline = time.time() + 240
+    while not ((run / METRICS).is_file() and len(_lines(run)) >= 2) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(getattr(signal, signal_name))
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + getattr(signal, signal_name), err
+    assert f"stopped by {signal_name}" in err and "Traceback" not in err
+    status = json.loads((run / STATUS).read_text())
+    step = status["step"]
+    assert status["status"] == "interrupted" and 2 <= step < 500
+    assert json.loads((run / CHECKPOINT).read_bytes().splitlines()[0])["step"] == step
+    # resumed to step + 2, it equals a run that was never interrupted
+    assert cli(["meta-train", *META_TRAIN_ARGS, "--steps", str(step + 2), "--out", str(run)]) == 0
+    assert cli(["meta-train", *META_TRAIN_ARGS, "--steps", str(step + 2), "--out", str(tmp_path / "whole")]) == 0
+    assert _lines(run) == _lines(tmp_path / "whole")
+    assert (run / CHECKPOINT).read_bytes() == (tmp_path / "whole" / CHECKPOINT).read_bytes()
+
+
+def test_an_unknown_stop_signal_name_is_one_message(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("LOFW_STOP_SIGNALS", "USR9")
+    assert cli(["meta-train", *META_TRAIN_ARGS, "--steps", "1", "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "$LOFW_STOP_SIGNALS: unknown signal 'SIGUSR9'" in err and len(err.strip().splitlines()) == 1

@@ -3,7 +3,9 @@
 Each sub-command lives in its own module of :mod:`lofw.cli`, imported only
 when used, and exposes ``add_arguments(parser)`` and ``run(args) -> int``.
 User-facing errors (:class:`lofw.LofwError`) print one message to stderr and
-exit with status 2, without a traceback.
+exit with status 2, without a traceback; Ctrl-C exits 130 and a stop signal
+(``SIGTERM``, :mod:`lofw.runtime.signals`) ``128 + signal``, after the same
+checkpoint.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import os
 import sys
 
 from lofw.errors import LofwError
+from lofw.runtime.signals import Terminated, stop_signals_interrupt
 
 #: sub-command -> (module in lofw.cli, one-line help).
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -58,10 +61,14 @@ def make_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     try:
-        return int(args._run(args) or 0)
+        with stop_signals_interrupt():
+            return int(args._run(args) or 0)
     except LofwError as e:
         print(f"lofw {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except Terminated as e:  # a scheduler's stop signal, handled as Ctrl-C (lofw.runtime.signals)
+        print(f"lofw {args.command}: stopped by {e.name}", file=sys.stderr)
+        return 128 + e.signum
     except KeyboardInterrupt:
         print(f"lofw {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -355,12 +355,15 @@ def _loop(run: Run, state: TrainingState, metrics: list, run_dir: Path | None, p
     try:
         while int(state.step) < end:
             t0 = time.perf_counter()
-            state, step_metrics = run.meta_step(state, run.task)
-            line = _to_host(step_metrics, int(state.step))
+            # `state` advances only once its metrics line is written, so an interrupt at any point
+            # checkpoints a step whose line is on disk (a resume then cuts back any later line)
+            new_state, step_metrics = run.meta_step(state, run.task)
+            line = _to_host(step_metrics, int(new_state.step))
             metrics.append(line)
             if metrics_file is not None:
                 metrics_file.write(json.dumps(line) + "\n")
                 metrics_file.flush()
+            state = new_state
             if _writes():
                 hook(run_dir=str(run_dir) if run_dir is not None else "", step=line["step"], metrics=dict(line))
             elapsed = time.perf_counter() - t0
