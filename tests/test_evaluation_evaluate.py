@@ -163,3 +163,13 @@ def test_baseline_tuned_for_n_steps_picks_the_best_mean_over_those_steps():
 def test_bad_baseline_tuning_specs_are_config_errors(bad):
     with pytest.raises(lofw.ConfigError, match="valid choices: 'adam', 'nadamw', each optionally @N or @horizon"):
         lofw.evaluate(SGD(jnp.float32(0.1)), Bowl(), baselines=[bad])
+
+
+def test_results_print_as_their_summary_not_their_arrays():
+    result = lofw.evaluate(SGD(jnp.float32(0.1)), Bowl(), steps=600, seeds=3, baselines=["adam"], lr_grid=(1e-2, 1e-1))
+    text = repr(result)
+    lines = text.splitlines()
+    assert lines[0].startswith("EvaluationResult(") and "steps=600" in lines[0] and "seeds=3" in lines[0]
+    assert [line.split(":")[0].strip() for line in lines[1:]] == ["learned", "adam"]
+    assert repr(result.summary["optimizers"]["adam"]["mean_loss"]) in lines[2]
+    assert len(text) < 400  # 3 x 600 losses per optimizer are not printed

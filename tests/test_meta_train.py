@@ -176,3 +176,9 @@ def test_a_whole_optimizer_component_is_meta_trained():
     assert run.status == "finished" and run.run_dir is None and len(run.metrics) == 3
     assert run.optimizer.P.shape == (2, 2)
     assert not np.array_equal(np.asarray(run.optimizer.P), np.zeros((2, 2)))  # it moved from its zero init
+
+
+def test_result_prints_as_its_summary(uninterrupted):
+    text = repr(uninterrupted)
+    last = uninterrupted.metrics[-1]["meta_loss"]
+    assert text == f"MetaTrainResult(status='finished', step=30/30, last meta_loss={last!r}, run_dir={uninterrupted.run_dir!r})"

@@ -63,6 +63,13 @@ class EvaluationResult:
     summary: dict[str, Any]
     out_dir: Path | None
 
+    def __repr__(self) -> str:  # the summary table, not the curves
+        head = (f"EvaluationResult(task={self.summary.get('task')!r}, steps={self.summary.get('steps')}, "
+                f"seeds={self.summary.get('seeds')}, out_dir={self.out_dir!r})")
+        rows = [f"  {name}: mean_loss={entry.get('mean_loss')!r}, final_loss_mean={entry.get('final_loss_mean')!r}, "
+                f"diverged={entry.get('n_diverged')}" for name, entry in self.summary.get("optimizers", {}).items()]
+        return "\n".join([head, *rows])
+
 
 def evaluate(
     run: str | Path | AbstractOptimizer | Source,

@@ -100,6 +100,11 @@ class MetaTrainResult:
     run_dir: Path | None
     metrics: list[dict[str, Any]]
 
+    def __repr__(self) -> str:  # the summary, not the optimizer's arrays and every metrics line
+        last = self.metrics[-1]["meta_loss"] if self.metrics else None
+        return (f"MetaTrainResult(status={self.status!r}, step={self.step}/{self.config.meta_steps}, "
+                f"last meta_loss={last!r}, run_dir={self.run_dir!r})")
+
 
 def meta_train(
     config: MetaTrainConfig | dict[str, Any] | None = None,
