@@ -165,3 +165,28 @@ def test_an_unknown_stop_signal_name_is_one_message(tmp_path, capsys, monkeypatc
     assert cli(["meta-train", *META_TRAIN_ARGS, "--steps", "1", "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err
     assert "$LOFW_STOP_SIGNALS: unknown signal 'SIGUSR9'" in err and len(err.strip().splitlines()) == 1
+
+
+def _refuses_new_files(folder: Path) -> bool:
+    try:
+        (folder / ".lofw-probe").open("x").close()
+    except OSError:
+        return folder.is_dir()
+    (folder / ".lofw-probe").unlink()
+    return False
+
+
+@pytest.mark.parametrize("argv", [["meta-train", *META_TRAIN_ARGS, "--steps", "1"], ["ablate", "quickstart"],
+                                  ["evaluate", "pretrained:star", "--steps", "5"],
+                                  ["generalize", "star", "--suite", "fig4_offline"]])
+def test_an_output_folder_that_cannot_be_written_is_refused_before_any_work(argv, tmp_path, capsys):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    cases = [(a_file / "out", f"{a_file} exists and is not a folder")]
+    if _refuses_new_files(Path("/sys")):  # sysfs refuses new files, even to root (EACCES, or EROFS in a container)
+        cases.append((Path("/sys/lofw_test_out/out"), "cannot write in /sys: "))
+    for out, reason in cases:
+        assert cli([*argv, "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert f"--out {out}: {reason}" in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]

@@ -28,7 +28,7 @@ from lofw.loggers import use_loggers
 from lofw.meta.training import check_run_config
 from lofw.registry import load_registry
 from lofw.runtime.compile import enable_compile_cache
-from lofw.runtime.disk import read_json
+from lofw.runtime.disk import check_writable, read_json
 from lofw.runtime.locks import lock_holder
 
 
@@ -93,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
         if key not in checked:
             checked.add(key)
             check_run_config(cell.config, registry, f"{loaded.source}: cell {cell.id} ({cell.overrides})")
+    check_writable(out)
     with use_loggers(args.log):
         if not args.no_compile_cache:
             enable_compile_cache(out)

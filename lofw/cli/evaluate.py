@@ -10,10 +10,12 @@ Writes ``summary.json`` and ``curves.npz`` to ``<run>/eval/<task>-<steps>/``
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from lofw.evaluation.evaluate import evaluate
 from lofw.loggers import load_loggers, log_curves, use_loggers
 from lofw.registry import load_registry
+from lofw.runtime.disk import check_writable
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,6 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     registry = load_registry(args.registry) if args.registry else None
     load_loggers(args.log)  # an unknown logger fails before anything runs
+    if args.out is not None or Path(args.run).is_dir():  # (a run folder gets eval/ inside it)
+        check_writable(Path(args.out if args.out is not None else args.run), "--out" if args.out else "RUN")
     result = evaluate(
         args.run, args.task, steps=args.steps, seeds=args.seeds, baselines=args.baseline,
         out=args.out, seed=args.seed, registry=registry, devices=args.devices,

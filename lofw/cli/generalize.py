@@ -23,6 +23,7 @@ from lofw.evaluation.generalize import plan, run_plan
 from lofw.evaluation.generalize_report import csv_text, load_results, table_rows, write_generalize_report
 from lofw.registry import load_registry
 from lofw.runtime.compile import enable_compile_cache
+from lofw.runtime.disk import check_writable
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -70,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
     p = plan(args.sources, args.suite, steps=args.steps, seeds=args.seeds, baselines=baselines,
              nadamw_trials=args.nadamw_trials, out=args.out, seed=args.seed, seed_batch=args.seed_batch,
              registry=registry)
+    check_writable(p.out)
     if not args.no_compile_cache:
         enable_compile_cache(p.out)
     failed = run_plan(p, registry, jobs=args.jobs, only_task=args.task, progress=not args.no_progress,

@@ -24,6 +24,7 @@ from lofw.meta.config import parse_meta_train_config
 from lofw.meta.training import check_run_config, meta_train
 from lofw.registry import load_registry, read_yaml
 from lofw.runtime.compile import enable_compile_cache
+from lofw.runtime.disk import check_writable
 from lofw.runtime.distributed import initialize, is_writer
 
 
@@ -104,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
         name = lambda x: x if isinstance(x, str) else "custom"  # noqa: E731
         out = f"runs/{name(config.recipe)}-{name(config.task)}-{config.estimator.name}"
 
+    check_writable(Path(out))
     with use_loggers(args.log):
         if not args.no_compile_cache:
             enable_compile_cache(Path(out))

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from lofw.cli.plugins import format_table
 from lofw.errors import ConfigError
 from lofw.grid.export import export
 from lofw.pretrained_loader import read_card, registered
 from lofw.registry import load_registry
+from lofw.runtime.disk import check_writable
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -51,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError("export: give GRID_DIR and --name (and --cell ID or --variant LABEL)")
 
         registry = load_registry(args.registry) if args.registry else None
+        if args.into is not None:
+            check_writable(Path(args.into), "--into")
         folder = export(args.grid, args.name, cell=args.cell, variant=args.variant, seed=args.seed,
                         into=args.into, force=args.force, registry=registry)
         card = read_card(folder)

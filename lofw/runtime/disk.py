@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from lofw.errors import ConfigError
+
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` (creating its folder) via a temporary file and an atomic rename."""
@@ -79,3 +81,28 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
         except ValueError:
             continue
     return rows
+
+
+def check_writable(folder: Path, option: str = "--out") -> None:
+    """Refuse, before any work, an output folder that cannot be created or written.
+
+    Nothing is created: the nearest existing folder on the way to ``folder``
+    must be a folder in which a file can be made (a probe file, removed at
+    once), so a missing parent, a path under a file, a read-only place or a
+    full disk is reported with the operating system's reason.
+
+    Raises:
+        ConfigError: naming ``option``, the path and the reason.
+    """
+    folder = Path(folder)
+    probe = folder
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ConfigError(f"{option} {folder}: {probe} exists and is not a folder; choose another {option}")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=probe, prefix=".lofw-write-check-")
+    except OSError as e:
+        raise ConfigError(f"{option} {folder}: cannot write in {probe}: {e.strerror}; choose another {option}") from None
+    os.close(fd)
+    os.unlink(tmp)
