@@ -105,7 +105,8 @@ def run(args: argparse.Namespace) -> int:
         name = lambda x: x if isinstance(x, str) else "custom"  # noqa: E731
         out = f"runs/{name(config.recipe)}-{name(config.task)}-{config.estimator.name}"
 
-    check_writable(Path(out))
+    if is_writer():  # only process 0 writes; the other hosts need not see the folder
+        check_writable(Path(out))
     with use_loggers(args.log):
         if not args.no_compile_cache:
             enable_compile_cache(Path(out))

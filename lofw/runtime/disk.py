@@ -88,8 +88,9 @@ def check_writable(folder: Path, option: str = "--out") -> None:
 
     Nothing is created: the nearest existing folder on the way to ``folder``
     must be a folder in which a file can be made (a probe file, removed at
-    once), so a missing parent, a path under a file, a read-only place or a
-    full disk is reported with the operating system's reason.
+    once), so a path under a file, a read-only place or a folder without
+    write permission is reported with the operating system's reason. (A disk
+    with room for an empty file but not for the results still fails later.)
 
     Raises:
         ConfigError: naming ``option``, the path and the reason.
