@@ -10,7 +10,7 @@ import yaml
 from lofw.grid import GridConfig, cell_id, expand_grid, load_grid
 from lofw.grid.expand import set_path, variant_label
 
-ISSUE_EXAMPLE = {
+DESIGN_EXAMPLE = {
     "name": "star_weight_decay",
     "base": {"recipe": "star", "task": "digits_mlp", "meta_steps": 5, "horizon": 100,
              "estimator": {"name": "pes", "truncation": 50, "std": 0.01, "particles": 8}},
@@ -21,8 +21,8 @@ ISSUE_EXAMPLE = {
 }
 
 
-def test_issue_example_cell_count_by_hand():
-    cells = expand_grid(GridConfig.model_validate(ISSUE_EXAMPLE))
+def test_design_example_cell_count_by_hand():
+    cells = expand_grid(GridConfig.model_validate(DESIGN_EXAMPLE))
     # 3 recipes x 4 decays x 2 zip rows = 24 variants, minus blackbox@1.0 (2 zip rows) = 22, x 5 seeds.
     assert len(cells) == 110
     variants = {json.dumps(c.variant, sort_keys=True) for c in cells}
@@ -84,7 +84,7 @@ def _write(tmp_path, data, name="g.yaml"):
 
 
 def test_ids_stable_unique_and_independent_of_other_cells(tmp_path):
-    small = {**ISSUE_EXAMPLE, "seeds": [0, 1]}
+    small = {**DESIGN_EXAMPLE, "seeds": [0, 1]}
     first = load_grid(_write(tmp_path, small))
     again = load_grid(_write(tmp_path, small))
     assert [c.id for c in first.cells] == [c.id for c in again.cells]

@@ -95,7 +95,7 @@ def test_theorem1_violations_make_the_radius_exceed_one():
         assert nqm.spectral_radius(nqm.update_matrix(H, P, alpha)) > 1
 
 
-def test_theorem1_example_from_the_issue():
+def test_theorem1_worked_example():
     H, P = nqm.PAPER_HESSIAN, np.diag([0.1, 0.2])
     assert nqm.check_bounds(P, nqm.theorem1_bounds(H, 0.3), "theorem1").guaranteed
     assert nqm.spectral_radius(nqm.update_matrix(H, P, 0.3)) < 1

@@ -17,7 +17,7 @@ import lofw
 from lofw.cli.main import main as cli
 from lofw.evaluation.sources import resolve_source
 from lofw.grid import load_grid, run_grid
-from lofw.pretrained_loader import CARD, PARAMS, read_card
+from lofw.pretrained_loader import PARAMS, read_card
 
 
 @pytest.fixture(scope="module")
