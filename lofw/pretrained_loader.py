@@ -43,6 +43,7 @@ from lofw.builder import build_optimizer
 from lofw.errors import ConfigError, PluginError, choices
 from lofw.interfaces.optimizer import AbstractOptimizer
 from lofw.plugin_manager import get_plugin_manager
+from lofw.reading import read_json_file
 from lofw.registry import Registry, load_registry
 
 PARAMS = "params.eqx"
@@ -106,9 +107,9 @@ def read_card(name: str | Path) -> dict[str, Any]:
     """The model card of a pretrained optimizer (a registered name or a folder)."""
     path = _folder(name) / CARD
     try:
-        card = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise ConfigError(f"{path}: unreadable model card ({e}); reinstall or re-export this optimizer") from None
+        card = read_json_file(path)
+    except ConfigError as e:
+        raise ConfigError(f"{e}; reinstall or re-export this optimizer") from None
     if not isinstance(card, dict) or not {"recipe", "fingerprint"} <= set(card):
         raise ConfigError(f"{path}: not a lofw model card (needs `recipe` and `fingerprint`); re-export it")
     return card

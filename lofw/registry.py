@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import pydantic
-import yaml
 from pydantic import ConfigDict
 
 from lofw.errors import ConfigError, choices
+from lofw.reading import read_yaml
 from lofw.recipes import RecipeConfig
 from lofw.validation import format_validation_error
 
@@ -110,24 +110,6 @@ def default_registry_path() -> Path:
     if checkout.exists():
         return checkout
     return here / "_data" / "registry.yaml"
-
-
-def read_yaml(path: Path) -> Any:
-    """Read a UTF-8 YAML file with the safe loader; errors name the file and line (or byte)."""
-    try:
-        text = Path(path).read_bytes().decode("utf-8")
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
-    except UnicodeDecodeError as e:
-        raise ConfigError(f"{path}: not UTF-8 text (byte {e.start}: {e.object[e.start:e.start + 1]!r}); "
-                          "save the file as UTF-8") from None
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        line = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(e, "problem", None) or str(e)
-        raise ConfigError(f"{path}:{line}: YAML syntax error: {problem}") from None
 
 
 def load_registry(path: str | Path | None = None) -> Registry:

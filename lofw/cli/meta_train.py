@@ -22,7 +22,8 @@ from lofw.errors import ConfigError
 from lofw.loggers import use_loggers
 from lofw.meta.config import parse_meta_train_config
 from lofw.meta.training import check_run_config, meta_train
-from lofw.registry import load_registry, read_yaml
+from lofw.reading import read_yaml
+from lofw.registry import load_registry
 from lofw.runtime.compile import enable_compile_cache
 from lofw.runtime.disk import check_writable
 from lofw.runtime.distributed import initialize, is_writer
@@ -102,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     check_run_config(config, registry, where)  # every name, before anything is created on disk
     out = args.out
     if out is None:
-        name = lambda x: x if isinstance(x, str) else "custom"  # noqa: E731
+        name = lambda x: x if isinstance(x, str) else "custom"
         out = f"runs/{name(config.recipe)}-{name(config.task)}-{config.estimator.name}"
 
     if is_writer():  # only process 0 writes; the other hosts need not see the folder
@@ -117,5 +118,6 @@ def run(args: argparse.Namespace) -> int:
     if not is_writer():
         return 0
     last = result.metrics[-1]["meta_loss"] if result.metrics else float("nan")
-    print(f"{result.status}: {result.step}/{result.config.meta_steps} meta-steps, meta-loss {last:.4f}, run folder {out}", file=sys.stderr)
+    print(f"{result.status}: {result.step}/{result.config.meta_steps} meta-steps, meta-loss {last:.4f}, run folder {out}"
+          + (f"; warning: {result.warning}" if result.warning else ""), file=sys.stderr)
     return 0

@@ -10,7 +10,6 @@ the optimizer, the task it was meta-trained on and its horizon.
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,6 +23,7 @@ from lofw.meta.checkpoint import CONFIG, has_checkpoint, load_checkpoint, read_c
 from lofw.meta.config import MetaTrainConfig, parse_meta_train_config
 from lofw.meta.training import setup_run
 from lofw.pretrained_loader import PREFIX, pretrained, read_card, registered
+from lofw.reading import read_json_file
 from lofw.registry import Registry, load_registry
 from lofw.runtime.disk import read_json
 
@@ -146,9 +146,10 @@ def load_run(run_dir: Path, registry: Registry, config: MetaTrainConfig | None =
     if not has_checkpoint(run_dir):
         raise ConfigError(f"{run_dir}: the run has no checkpoint yet; meta-train it first")
     if config is None:
+        stored = read_json_file(run_dir / CONFIG)
         try:
-            config = parse_meta_train_config(json.loads((run_dir / CONFIG).read_text())["config"], str(run_dir / CONFIG))
-        except (ValueError, KeyError, TypeError) as e:
+            config = parse_meta_train_config(stored["config"], str(run_dir / CONFIG))
+        except (KeyError, TypeError) as e:
             raise ConfigError(f"{run_dir / CONFIG}: unreadable run config: {e}") from None
     setup = setup_run(config, registry)
     state, _ = load_checkpoint(run_dir, setup.initial_state)

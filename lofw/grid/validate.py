@@ -28,8 +28,9 @@ from lofw.grid.expand import LABEL_KEY, SEED_KEY, CellSpec, axis_groups, cell_id
 from lofw.grid.ood import resolve_eval_tasks
 from lofw.meta.config import MetaTrainConfig
 from lofw.plugin_manager import components
+from lofw.reading import read_yaml
 from lofw.recipes import SLOTS, component_names, parse_recipe, resolve_recipe
-from lofw.registry import Registry, load_registry, read_yaml
+from lofw.registry import Registry, load_registry
 from lofw.validation import format_validation_error, model_at, model_in
 
 
