@@ -6,7 +6,7 @@ Import from here; the module a name lives in may move (docs/architecture.md).
 """
 
 from lofw.builder import build, build_optimizer
-from lofw.errors import ConfigError, LofwError, PluginError, choices
+from lofw.errors import ConfigError, LofwError, PluginError, RunFailed, choices
 from lofw.evaluation.evaluate import EvaluationResult, evaluate
 from lofw.evaluation.sources import Source, resolve_source
 from lofw.grid import GridConfig, expand_grid, load_grid, run_grid, write_report
@@ -54,6 +54,7 @@ __all__ = [
     "ConfigError",
     "LofwError",
     "PluginError",
+    "RunFailed",
     "choices",
     # plugins
     "component_infos",

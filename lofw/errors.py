@@ -15,6 +15,12 @@ class ConfigError(LofwError, ValueError):
     """A recipe, registry or grid file is wrong: bad name, key, type or value."""
 
 
+class RunFailed(LofwError, RuntimeError):
+    """A run started and then failed in a way more steps cannot mend (non-finite
+    meta-parameters). The command line prints the message and exits with
+    status 3, not 2: the input was valid, the run was not."""
+
+
 class PluginError(LofwError, RuntimeError):
     """A plugin registered something invalid (duplicate name, no interface)."""
 

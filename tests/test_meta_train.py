@@ -54,7 +54,7 @@ def test_run_folder_contents(uninterrupted):
     assert status["status"] == "finished" and status["step"] == 30
     lines = [json.loads(x) for x in (run_dir / METRICS).read_text().splitlines()]
     assert [m["step"] for m in lines] == list(range(1, 31))
-    assert set(lines[0]) == {"step", "meta_loss", "grad_norm", "nan_grads", "resets", "theta_norm"}
+    assert set(lines[0]) == {"step", "meta_loss", "grad_norm", "nan_grads", "resets", "diverged", "theta_norm", "dead_steps"}
     # the checkpoint holds the optimizer the result returned
     setup = setup_run(uninterrupted.config, lofw.load_registry())
     state, header = load_checkpoint(run_dir, setup.initial_state)

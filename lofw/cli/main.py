@@ -2,10 +2,8 @@
 
 Each sub-command lives in its own module of :mod:`lofw.cli`, imported only
 when used, and exposes ``add_arguments(parser)`` and ``run(args) -> int``.
-User-facing errors (:class:`lofw.LofwError`) print one message to stderr and
-exit with status 2, without a traceback; Ctrl-C exits 130 and a stop signal
-(``SIGTERM``, :mod:`lofw.runtime.signals`) ``128 + signal``, after the same
-checkpoint.
+Errors meant for people print one message to stderr, without a traceback;
+the exit statuses are :data:`EXIT_STATUSES` (also in ``lofw --help``).
 """
 
 from __future__ import annotations
@@ -15,7 +13,7 @@ import importlib
 import os
 import sys
 
-from lofw.errors import LofwError
+from lofw.errors import LofwError, RunFailed
 from lofw.runtime.signals import Terminated, stop_signals_interrupt
 
 #: sub-command -> (module in lofw.cli, one-line help).
@@ -30,6 +28,19 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "pretrained": ("pretrained", "list the pretrained optimizers with their model cards; export one from a grid"),
     "nqm": ("nqm", "the noisy quadratic model: stability checks and figures"),
 }
+
+
+#: What each exit status of ``lofw`` means.
+EXIT_STATUSES = """\
+exit status:
+  0    success (a run that is not learning still exits 0, with a warning in its last line)
+  1    an internal error: a bug in lofw or a plugin (a traceback is printed; please report it)
+  2    bad input: a file, name, option or value; one message says where (nothing was run or written)
+  3    a run failed: meta-training reached non-finite meta-parameters (its last finite state is kept)
+  130  interrupted by Ctrl-C; 128+N stopped by signal N (SIGTERM: 143); a checkpoint is written and a
+       rerun resumes
+  141  the reader of the output went away (a closed pipe)
+"""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -47,11 +58,13 @@ def _available() -> dict[str, tuple[str, str]]:
 
 
 def make_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="lofw", description="Build, meta-train and ablate learned optimizers in JAX.")
+    parser = _Parser(prog="lofw", description="Build, meta-train and ablate learned optimizers in JAX.",
+                     epilog=EXIT_STATUSES, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     for name, (module, help_) in _available().items():
-        p = sub.add_parser(name, help=help_, description=help_)
+        p = sub.add_parser(name, help=help_, description=help_, epilog=EXIT_STATUSES,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
         mod = importlib.import_module(f"lofw.cli.{module}")
         mod.add_arguments(p)
         p.set_defaults(_run=mod.run)
@@ -63,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with stop_signals_interrupt():
             return int(args._run(args) or 0)
+    except RunFailed as e:
+        print(f"lofw {args.command}: failed: {e}", file=sys.stderr)
+        return 3
     except LofwError as e:
         print(f"lofw {args.command}: error: {e}", file=sys.stderr)
         return 2

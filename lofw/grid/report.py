@@ -43,6 +43,7 @@ from lofw.grid.results import (  # noqa: F401
     variant_groups,
 )
 from lofw.grid.tables import csv_table, markdown_records, markdown_table, seed_rows, summary_rows
+from lofw.meta.health import DEAD_STEPS
 
 
 def plot_meta_training(cells: list[CellData], path: Path) -> None:
@@ -129,6 +130,10 @@ def write_report(out: str | Path) -> Path:
           f"Cells: {len(cells)} (" + ", ".join(f"{n} {s}" for s, n in sorted(statuses.items())) + ")."]
     if unfinished:
         md.append(f"\n**{unfinished} cell(s) not finished: the numbers below cover the finished ones.**")
+    dead = [c.id for c in cells if c.dead_steps >= DEAD_STEPS]
+    if dead:
+        md.append(f"\n**{len(dead)} cell(s) NOT LEARNING** (their meta-training ended with at least {DEAD_STEPS} "
+                  "meta-steps of zero meta-gradient or every particle diverged; lofw.meta.health): " + ", ".join(dead) + ".")
     md += ["", "## Stability past the meta-training horizon", ""]
     md += sentences or ["- no evaluation yet."]
     md += ["", "## Summary", "",

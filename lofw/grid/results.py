@@ -53,6 +53,7 @@ class CellData:
     curves: dict[int, dict[str, np.ndarray]]          # eval horizon -> optimizer -> [seeds, steps]
     diverged: dict[int, dict[str, np.ndarray]]        # eval horizon -> optimizer -> [seeds] bool
     chance: float | None = None                       # the task's chance loss (evaluate's summary.json)
+    dead_steps: int = 0                               # dead meta-steps the meta-training ended with (lofw.meta.health)
 
 
 def _task_label(task: Any) -> str:
@@ -105,6 +106,7 @@ def load_cells(out: Path) -> tuple[dict[str, Any], list[CellData]]:
             meta_steps=np.asarray([_float(r.get("step")) for r in rows]),
             meta_loss=np.asarray([_float(r.get("meta_loss")) for r in rows]),
             curves=curves, diverged=diverged, chance=None if chance is None else float(chance),
+            dead_steps=int(rows[-1].get("dead_steps", 0)) if rows else 0,
         ))
     return grid, cells
 

@@ -38,6 +38,7 @@ import numpy as np
 
 from lofw.evaluation.stability import STABLE_RATIO, Stability, stability
 from lofw.grid.results import LEARNED, CellData, baseline_names, mean_se, stack_runs, variant_groups
+from lofw.meta.health import DEAD_STEPS
 
 #: A variant whose loss at the horizon is above (1 - this) x its initial loss "did not train".
 NO_PROGRESS = 0.10
@@ -194,6 +195,7 @@ def seed_rows(cells: list[CellData], rows: list[Row]) -> list[dict[str, str]]:
                 "max " + ABOVE_CHANCE: _num(float(np.max(row.stability.steps_above_chance))),
                 "non-finite runs": str(int((row.stability.nonfinite > 0).sum())),
                 "stable": f"{row.stable}/{row.runs}",
+                "meta-training": f"NOT LEARNING ({c.dead_steps} dead steps)" if c.dead_steps >= DEAD_STEPS else "ok",
             })
     return out
 

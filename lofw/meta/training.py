@@ -23,12 +23,18 @@ lines an uninterrupted one would)::
      "grad_norm": 0.41,       # global norm of the meta-gradient, before clipping
      "nan_grads": 0,          # meta-gradient entries that were NaN/inf, zeroed
      "resets": 1,             # particles whose inner episode ended this step
-     "theta_norm": 3.2}       # global norm of the meta-parameters after the update
+     "diverged": 0,           # particles at the task's largest meta-loss for the whole truncation
+     "theta_norm": 3.2,       # global norm of the meta-parameters after the update
+     "dead_steps": 0}         # consecutive meta-steps ending here with a zero meta-gradient
+                              # or every particle diverged (lofw.meta.health)
 
 ``status.json`` ``status`` is ``"running"`` while a process works on the
 folder, ``"stopped"`` after ``stop_after`` steps, ``"interrupted"`` after
 Ctrl-C (a checkpoint is written first), ``"finished"`` once ``meta_steps``
-are done. Calling :func:`meta_train` again on the folder resumes from the
+are done, ``"failed"`` when the meta-parameters became non-finite (the state
+before that step is checkpointed; :class:`lofw.RunFailed` is raised). A run
+ending with :data:`lofw.meta.health.DEAD_STEPS` or more dead meta-steps also
+records ``"dead_steps"`` there. Calling :func:`meta_train` again on the folder resumes from the
 checkpoint (a finished run returns at once); a larger ``meta_steps``
 continues a finished run.
 """
@@ -38,10 +44,12 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import math
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 import equinox as eqx
 import jax
@@ -51,10 +59,11 @@ from jax.experimental import multihost_utils
 from tqdm.auto import tqdm
 
 from lofw.builder import build_optimizer
-from lofw.errors import ConfigError
+from lofw.errors import ConfigError, RunFailed
 from lofw.interfaces.estimator import AbstractEstimator
 from lofw.interfaces.optimizer import AbstractOptimizer
 from lofw.interfaces.task import AbstractTask
+from lofw.meta import health
 from lofw.meta.checkpoint import (
     CHECKPOINT,
     METRICS,
@@ -91,6 +100,8 @@ class MetaTrainResult:
         config: the resolved run configuration.
         run_dir: the run folder, or None for an in-memory run.
         metrics: every metrics line of the run so far (as in ``metrics.jsonl``).
+        warning: None, or why the run is not learning
+            (:func:`lofw.meta.health.dead_warning`).
     """
 
     status: Status
@@ -99,11 +110,13 @@ class MetaTrainResult:
     config: MetaTrainConfig
     run_dir: Path | None
     metrics: list[dict[str, Any]]
+    warning: str | None = None
 
     def __repr__(self) -> str:  # the summary, not the optimizer's arrays and every metrics line
         last = self.metrics[-1]["meta_loss"] if self.metrics else None
         return (f"MetaTrainResult(status={self.status!r}, step={self.step}/{self.config.meta_steps}, "
-                f"last meta_loss={last!r}, run_dir={self.run_dir!r})")
+                f"last meta_loss={last!r}, run_dir={self.run_dir!r}"
+                + (f", warning={self.warning!r})" if self.warning else ")"))
 
 
 def meta_train(
@@ -152,6 +165,8 @@ def meta_train(
             horizon shorter than the truncation, particles that do not divide
             evenly across ``devices``, or ``out`` holding a run of another
             config (all raised before anything is compiled or written).
+        RunFailed: the meta-parameters became non-finite; the state before
+            that meta-step is checkpointed and ``status.json`` says ``failed``.
         KeyboardInterrupt: re-raised after a checkpoint is written.
     """
     registry = registry if registry is not None else load_registry()
@@ -307,12 +322,20 @@ def make_meta_step(estimator: AbstractEstimator, outer: optax.GradientTransforma
             "grad_norm": optax.tree.norm(grad),
             "nan_grads": n_nan,
             "resets": jnp.sum(out.resets).astype(jnp.int32),
+            "diverged": _diverged(out.meta_loss, task.max_meta_loss),
             "theta_norm": optax.tree.norm(theta),
         }
         new_state = TrainingState(theta, outer_state, out.state, state.key, state.step + 1)
         return new_state, metrics
 
     return meta_step
+
+
+def _diverged(meta_loss: jax.Array, largest: float) -> jax.Array:
+    """Particles whose truncation sat at the largest meta-loss (non-finite where it is unbounded)."""
+    if math.isfinite(largest):
+        return jnp.sum(meta_loss >= largest * (1 - 1e-6)).astype(jnp.int32)
+    return jnp.sum(~jnp.isfinite(meta_loss)).astype(jnp.int32)
 
 
 def _to_host(metrics: dict[str, Any], step: int) -> dict[str, Any]:
@@ -323,11 +346,12 @@ def _to_host(metrics: dict[str, Any], step: int) -> dict[str, Any]:
     return line
 
 
-def _status(run_dir: Path | None, status: str, step: int, config: MetaTrainConfig) -> None:
+def _status(run_dir: Path | None, status: str, step: int, config: MetaTrainConfig, **extra: Any) -> None:
     if run_dir is not None and _writes():
         write_json(
             run_dir / STATUS,
-            {"status": status, "step": step, "meta_steps": config.meta_steps, "fingerprint": config.trajectory_fingerprint()},
+            {"status": status, "step": step, "meta_steps": config.meta_steps,
+             "fingerprint": config.trajectory_fingerprint(), **extra},
             sort_keys=True,
         )
 
@@ -357,6 +381,8 @@ def _loop(run: Run, state: TrainingState, metrics: list, run_dir: Path | None, p
     last_saved = start
     _status(run_dir, "running", start, config)
     metrics_file = open(run_dir / METRICS, "a") if run_dir is not None and _writes() else None
+    particles = config.estimator.particles
+    streak = metrics[-1].get("dead_steps", 0) if metrics else 0
     try:
         while int(state.step) < end:
             t0 = time.perf_counter()
@@ -364,6 +390,8 @@ def _loop(run: Run, state: TrainingState, metrics: list, run_dir: Path | None, p
             # checkpoints a step whose line is on disk (a resume then cuts back any later line)
             new_state, step_metrics = run.meta_step(state, run.task)
             line = _to_host(step_metrics, int(new_state.step))
+            health.check_finite(line)
+            streak = line["dead_steps"] = health.dead_steps(streak, line, particles)
             metrics.append(line)
             if metrics_file is not None:
                 metrics_file.write(json.dumps(line) + "\n")
@@ -372,13 +400,17 @@ def _loop(run: Run, state: TrainingState, metrics: list, run_dir: Path | None, p
             if _writes():
                 hook(run_dir=str(run_dir) if run_dir is not None else "", step=line["step"], metrics=dict(line))
             elapsed = time.perf_counter() - t0
+            postfix = {"meta_loss": f"{line['meta_loss']:.4f}"}
+            if streak >= health.DEAD_STEPS:
+                postfix["dead_steps"] = streak
             if line["step"] == start + 1:  # the first call of this process compiles
-                bar.set_postfix(meta_loss=f"{line['meta_loss']:.4f}", first_step_s=f"{elapsed:.1f}")
+                postfix["first_step_s"] = f"{elapsed:.1f}"
             else:
                 # a particle-step is one inner step of one unroll (one antithetic branch),
                 # as in benchmarks/meta_step.py
-                particle_steps = run.estimator.unrolls_per_particle * config.estimator.particles * config.estimator.truncation
-                bar.set_postfix(meta_loss=f"{line['meta_loss']:.4f}", ms_per_particle_step=f"{1e3 * elapsed / particle_steps:.2f}")
+                particle_steps = run.estimator.unrolls_per_particle * particles * config.estimator.truncation
+                postfix["ms_per_particle_step"] = f"{1e3 * elapsed / particle_steps:.2f}"
+            bar.set_postfix(postfix)
             bar.update(1)
             if run_dir is not None and line["step"] % config.checkpoint_every == 0:
                 _checkpoint(run_dir, state, config)
@@ -391,6 +423,14 @@ def _loop(run: Run, state: TrainingState, metrics: list, run_dir: Path | None, p
             _checkpoint(run_dir, state, config)
         _status(run_dir, "interrupted", int(state.step), config)
         raise
+    except RunFailed as e:  # `state` is the last finite one
+        if metrics_file is not None:
+            metrics_file.close()
+            metrics_file = None
+        if int(state.step) != last_saved:
+            _checkpoint(run_dir, state, config)
+        _status(run_dir, "failed", int(state.step), config, error=str(e))
+        raise
     finally:
         bar.close()
         if metrics_file is not None:
@@ -400,7 +440,8 @@ def _loop(run: Run, state: TrainingState, metrics: list, run_dir: Path | None, p
     if step != last_saved or (run_dir is not None and (jax.process_count() > 1 or not (run_dir / CHECKPOINT).exists())):
         _checkpoint(run_dir, state, config)
     status: Status = "finished" if step >= config.meta_steps else "stopped"
-    _status(run_dir, status, step, config)
+    warning = health.dead_warning(streak, step)
+    _status(run_dir, status, step, config, **({"dead_steps": streak} if warning else {}))
     return MetaTrainResult(
         status=status,
         step=step,
@@ -408,4 +449,5 @@ def _loop(run: Run, state: TrainingState, metrics: list, run_dir: Path | None, p
         config=config,
         run_dir=run_dir,
         metrics=metrics,
+        warning=warning,
     )
