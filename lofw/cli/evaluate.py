@@ -10,9 +10,11 @@ Writes ``summary.json`` and ``curves.npz`` to ``<run>/eval/<task>-<steps>/``
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from lofw.evaluation.evaluate import evaluate
+from lofw.evaluation.verdicts import verdicts
 from lofw.loggers import load_loggers, log_curves, use_loggers
 from lofw.registry import load_registry
 from lofw.runtime.disk import check_writable
@@ -48,12 +50,15 @@ def run(args: argparse.Namespace) -> int:
             log_curves(result.out_dir, result.curves)
     s = result.summary
     print(f"task {s['task']}, {s['steps']} steps, {s['seeds']} seeds")
-    print(f"{'optimizer':<10} {'final loss':>12} {'mean norm. loss':>16} {'diverged':>9} {'lr':>8}")
+    flags, sentences = verdicts(s)
+    print(f"{'optimizer':<10} {'final loss':>12} {'mean norm. loss':>16} {'diverged':>9} {'lr':>8}  note")
     for name, e in s["optimizers"].items():
         final = "-" if e["final_loss_mean"] is None else f"{e['final_loss_mean']:.4f}"
         mean = "-" if e["mean_loss"] is None else f"{e['mean_loss']:.4f}"
         lr = f"{e['lr']:g}" if "lr" in e else ""
-        print(f"{name:<10} {final:>12} {mean:>16} {e['n_diverged']:>5}/{s['seeds']:<3} {lr:>8}")
+        print(f"{name:<10} {final:>12} {mean:>16} {e['n_diverged']:>5}/{s['seeds']:<3} {lr:>8}  {flags.get(name, '')}".rstrip())
     if result.out_dir is not None:
         print(f"written to {result.out_dir}")
+    for sentence in sentences:
+        print(f"warning: {sentence}", file=sys.stderr)
     return 0

@@ -26,8 +26,9 @@ Files written to ``<run_dir>/eval/<task>-<steps>/`` (or ``out``)::
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -37,6 +38,7 @@ from lofw.errors import ConfigError
 from lofw.evaluation.baselines import LR_GRID, OptaxBaseline, parse_baseline
 from lofw.evaluation.curves import baseline_grid_curves, finite, normalised, seed_keys, summarise, train_curves
 from lofw.evaluation.sources import Source, resolve_source
+from lofw.evaluation.verdicts import verdicts
 from lofw.interfaces.optimizer import AbstractOptimizer
 from lofw.interfaces.task import AbstractTask
 from lofw.registry import Registry, load_registry
@@ -55,7 +57,10 @@ class EvaluationResult:
     Attributes:
         curves: optimizer name (``"learned"``, ``"adam"``, ``"nadamw"``) ->
             ``[seeds, steps]`` training losses.
-        summary: the contents of ``summary.json``.
+        summary: the contents of ``summary.json``; its ``warnings`` list says
+            when an optimizer diverged on every seed, ended at or above the
+            chance loss or is far behind the best baseline
+            (:mod:`lofw.evaluation.verdicts`).
         out_dir: where the files were written, or None.
     """
 
@@ -66,9 +71,13 @@ class EvaluationResult:
     def __repr__(self) -> str:  # the summary table, not the curves
         head = (f"EvaluationResult(task={self.summary.get('task')!r}, steps={self.summary.get('steps')}, "
                 f"seeds={self.summary.get('seeds')}, out_dir={self.out_dir!r})")
-        rows = [f"  {name}: mean_loss={entry.get('mean_loss')!r}, final_loss_mean={entry.get('final_loss_mean')!r}, "
+        def num(x):
+            return "None" if x is None else f"{x:.4g}"
+
+        rows = [f"  {name}: mean_loss={num(entry.get('mean_loss'))}, final_loss_mean={num(entry.get('final_loss_mean'))}, "
                 f"diverged={entry.get('n_diverged')}" for name, entry in self.summary.get("optimizers", {}).items()]
-        return "\n".join([head, *rows])
+        warnings = [f"  warning: {w}" for w in self.summary.get("warnings", [])]
+        return "\n".join([head, *rows, *warnings])
 
 
 def evaluate(
@@ -181,6 +190,7 @@ def evaluate(
         entry["lr"] = float(lr_grid[best])
         entry["lr_grid_losses"] = {repr(float(lr)): finite(sc) for lr, sc in zip(lr_grid, scores)}
         summary["optimizers"][spec] = entry
+    summary["warnings"] = verdicts(summary)[1]
     out_dir = Path(out) if out is not None else None
     if out_dir is not None and jax.process_index() == 0:
         write_npz(out_dir / "curves.npz", **curves)

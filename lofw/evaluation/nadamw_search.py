@@ -104,7 +104,7 @@ def sample_trials(key: PRNGKeyArray, n: int) -> dict[str, np.ndarray]:
     def log_uniform(key, low, high):
         return np.exp(np.asarray(jax.random.uniform(key, (n,), minval=math.log(low), maxval=math.log(high))))
 
-    uniform = lambda key: np.asarray(jax.random.uniform(key, (n,)))  # noqa: E731
+    uniform = lambda key: np.asarray(jax.random.uniform(key, (n,)))
     trials = {
         "lr": log_uniform(k[0], 1e-5, 1e-1),
         "b1": 1.0 - log_uniform(k[1], 1e-3, 1.0),
