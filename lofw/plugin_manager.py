@@ -1,10 +1,21 @@
-"""Loading plugins and the component table they register."""
+"""Loading plugins and the component table they register.
+
+A plugin is an entry point in group ``lofw``. One that fails to import, whose
+hook implementations do not match lofw's hook specifications, or whose
+registration raises is *broken*: it is left out, listed by ``lofw plugins``
+with the reason, and any command that needs the component table stops with
+one :class:`~lofw.errors.PluginError` naming the entry point, its
+distribution and the error (exit status 2). ``LOFW_DISABLE_PLUGINS=a,b``
+runs lofw without the entry points ``a`` and ``b`` (as pytest's ``-p no:NAME``).
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import importlib.metadata
 import os
+from typing import Any
 
 import pluggy
 
@@ -15,6 +26,8 @@ from lofw.interfaces.kinds import INTERFACES, kind_of
 #: Set to a non-empty value to load only lofw's own built-in plugins
 #: (hermetic runs, like pytest's ``PYTEST_DISABLE_PLUGIN_AUTOLOAD``).
 DISABLE_AUTOLOAD_ENV = "LOFW_DISABLE_PLUGIN_AUTOLOAD"
+#: Comma-separated entry-point names of group ``lofw`` not to load.
+DISABLE_PLUGINS_ENV = "LOFW_DISABLE_PLUGINS"
 #: The entry point (in group ``lofw``) that registers the built-ins.
 BUILTIN_ENTRY_POINT = "builtins"
 
@@ -30,35 +43,89 @@ class ComponentInfo:
     distribution: str | None
 
 
-def _load_entry_points(pm: pluggy.PluginManager) -> None:
-    if os.environ.get(DISABLE_AUTOLOAD_ENV):
-        pm.load_setuptools_entrypoints(PROJECT, name=BUILTIN_ENTRY_POINT)
-    else:
-        pm.load_setuptools_entrypoints(PROJECT)
+@dataclasses.dataclass(frozen=True)
+class BrokenPlugin:
+    """A plugin left out: its entry point, its distribution and what went wrong."""
+
+    entry_point: str
+    distribution: str | None
+    error: str
+
+    def message(self) -> str:
+        where = f"plugin {self.entry_point!r}" + (f" (distribution {self.distribution!r})" if self.distribution else "")
+        return (f"{where} is broken: {self.error}; fix or uninstall it, or run without it: "
+                f"{DISABLE_PLUGINS_ENV}={self.entry_point}")
+
+
+def _describe(error: BaseException) -> str:
+    """``Type: message`` on one line."""
+    return f"{type(error).__name__}: {' '.join(str(error).split())}"
+
+
+def disabled_plugins() -> set[str]:
+    """The entry-point names that ``$LOFW_DISABLE_PLUGINS`` leaves out."""
+    return {name.strip() for name in os.environ.get(DISABLE_PLUGINS_ENV, "").split(",") if name.strip()}
+
+
+def _load_entry_points(pm: pluggy.PluginManager) -> tuple[dict[int, str], list[BrokenPlugin]]:
+    """Load and register every ``lofw`` entry point; ``({id(plugin): distribution}, broken)``."""
+    only_builtins = bool(os.environ.get(DISABLE_AUTOLOAD_ENV))
+    skip = disabled_plugins()
+    dists: dict[int, str] = {}
+    broken: list[BrokenPlugin] = []
+    for ep in importlib.metadata.entry_points(group=PROJECT):
+        if ep.name in skip or (only_builtins and ep.name != BUILTIN_ENTRY_POINT) or pm.has_plugin(ep.name):
+            continue
+        dist = ep.dist.name if getattr(ep, "dist", None) is not None else None
+        try:
+            plugin = ep.load()
+            pm.register(plugin, name=ep.name)
+        except Exception as e:  # noqa: BLE001 - a broken plugin is reported, lofw goes on without it
+            broken.append(BrokenPlugin(ep.name, dist, _describe(e)))
+            continue
+        if dist is not None:
+            dists[id(plugin)] = dist
+    return dists, broken
 
 
 @functools.cache
+def _loaded() -> tuple[pluggy.PluginManager, dict[int, str], tuple[BrokenPlugin, ...]]:
+    pm = pluggy.PluginManager(PROJECT)
+    pm.add_hookspecs(LofwHookSpecs)
+    dists, broken = _load_entry_points(pm)
+    return pm, dists, tuple(broken)
+
+
 def get_plugin_manager() -> pluggy.PluginManager:
-    """The process-wide plugin manager, with every ``lofw`` entry point loaded.
+    """The process-wide plugin manager, with every working ``lofw`` entry point loaded.
 
     Tests and notebooks may ``register`` extra plugin objects on it; call
     :func:`refresh` afterwards so the component table sees them.
     """
-    pm = pluggy.PluginManager(PROJECT)
-    pm.add_hookspecs(LofwHookSpecs)
-    _load_entry_points(pm)
-    return pm
+    return _loaded()[0]
 
 
 def _distribution_of(pm: pluggy.PluginManager, plugin: object) -> str | None:
-    for registered, dist in pm.list_plugin_distinfo():
-        if registered is plugin:
-            return dist.project_name
+    return _loaded()[1].get(id(plugin))
+
+
+def call_registration(impl: Any, **kwargs: Any) -> BrokenPlugin | None:
+    """Call one registration hook implementation; a failure other than a
+    :class:`PluginError` (which already names the plugin) comes back as a
+    :class:`BrokenPlugin`."""
+    try:
+        impl.function(**kwargs)
+    except PluginError:
+        raise
+    except Exception as e:  # noqa: BLE001 - located and reported by the caller
+        return BrokenPlugin(impl.plugin_name, _distribution_of(get_plugin_manager(), impl.plugin),
+                            f"its {impl.function.__name__} raised {_describe(e)}")
     return None
 
 
-def _collect(pm: pluggy.PluginManager) -> dict[str, dict[str, ComponentInfo]]:
+def _collect(pm: pluggy.PluginManager) -> tuple[dict[str, dict[str, ComponentInfo]], list[BrokenPlugin]]:
     table: dict[str, dict[str, ComponentInfo]] = {kind: {} for kind in INTERFACES}
+    broken: list[BrokenPlugin] = []
     for impl in pm.hook.lofw_register_components.get_hookimpls():
         plugin_name = impl.plugin_name
         dist = _distribution_of(pm, impl.plugin)
@@ -83,23 +150,47 @@ def _collect(pm: pluggy.PluginManager) -> dict[str, dict[str, ComponentInfo]]:
                 )
             table[kind][name] = ComponentInfo(kind, name, cls, _plugin, _dist)
 
-        impl.function(register=register)
-    return table
+        failure = call_registration(impl, register=register)
+        if failure is not None:
+            broken.append(failure)
+            for infos in table.values():  # nothing of a plugin that failed half-way
+                for name in [n for n, info in infos.items() if info.plugin == plugin_name]:
+                    del infos[name]
+    return table, broken
 
 
 @functools.cache
+def _state() -> tuple[dict[str, dict[str, ComponentInfo]], tuple[BrokenPlugin, ...]]:
+    table, broken = _collect(get_plugin_manager())
+    return table, _loaded()[2] + tuple(broken)
+
+
+def broken_plugins() -> tuple[BrokenPlugin, ...]:
+    """The plugins left out because they failed to import, to validate or to register."""
+    return _state()[1]
+
+
 def _table() -> dict[str, dict[str, ComponentInfo]]:
-    return _collect(get_plugin_manager())
+    table, broken = _state()
+    if broken:
+        raise PluginError(broken[0].message() + (f" (and {len(broken) - 1} more broken plugins: lofw plugins lists them)"
+                                                 if len(broken) > 1 else ""))
+    return table
 
 
 def refresh() -> None:
     """Rebuild the component table (after registering or removing plugins)."""
-    _table.cache_clear()
+    _state.cache_clear()
 
 
-def component_infos(kind: str | None = None) -> list[ComponentInfo]:
-    """Every registered component (of one kind, if given), sorted."""
-    table = _table()
+def component_infos(kind: str | None = None, *, strict: bool = True) -> list[ComponentInfo]:
+    """Every registered component (of one kind, if given), sorted.
+
+    Raises:
+        PluginError: a plugin is broken (:func:`broken_plugins`), unless
+            ``strict`` is False, which lists the working plugins' components.
+    """
+    table = _table() if strict else _state()[0]
     kinds = [kind] if kind is not None else list(table)
     for k in kinds:
         if k not in table:

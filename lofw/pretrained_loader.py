@@ -42,7 +42,7 @@ import jax
 from lofw.builder import build_optimizer
 from lofw.errors import ConfigError, PluginError, choices
 from lofw.interfaces.optimizer import AbstractOptimizer
-from lofw.plugin_manager import get_plugin_manager
+from lofw.plugin_manager import call_registration, get_plugin_manager
 from lofw.reading import read_json_file
 from lofw.registry import Registry, load_registry
 
@@ -86,7 +86,9 @@ def registered() -> dict[str, PretrainedInfo]:
                 )
             found[name] = PretrainedInfo(name, Path(folder), _plugin)
 
-        impl.function(register=register)
+        failure = call_registration(impl, register=register)
+        if failure is not None:
+            raise PluginError(failure.message())
     return dict(sorted(found.items()))
 
 

@@ -1,11 +1,17 @@
-"""``lofw plugins``: the registered components and who registered them."""
+"""``lofw plugins``: the registered components and who registered them, and the broken plugins.
+
+It lists a broken plugin (one that failed to import, validate or register)
+with the reason instead of stopping, and exits 0: it is where to look when
+another command says a plugin is broken.
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 
-from lofw.plugin_manager import component_infos
+from lofw.plugin_manager import DISABLE_PLUGINS_ENV, broken_plugins, component_infos
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,7 +28,7 @@ def _rows(kind: str | None) -> list[dict[str, str]]:
             "plugin": info.plugin,
             "distribution": info.distribution or "",
         }
-        for info in component_infos(kind)
+        for info in component_infos(kind, strict=False)
     ]
 
 
@@ -36,8 +42,13 @@ def format_table(rows: list[dict[str, str]], columns: list[str]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     rows = _rows(args.kind)
+    broken = [{**dataclasses.asdict(b), "distribution": b.distribution or ""} for b in broken_plugins()]
     if args.json:
-        print(json.dumps(rows, indent=2))
-    else:
-        print(format_table(rows, ["kind", "name", "plugin", "distribution", "class"]))
+        print(json.dumps(rows + [{"kind": "BROKEN", **b} for b in broken], indent=2))
+        return 0
+    print(format_table(rows, ["kind", "name", "plugin", "distribution", "class"]))
+    if broken:
+        print(f"\nBROKEN PLUGINS (left out; every other command refuses to run until each is fixed, uninstalled "
+              f"or named in ${DISABLE_PLUGINS_ENV}):")
+        print(format_table(broken, ["entry_point", "distribution", "error"]))
     return 0
