@@ -21,6 +21,12 @@ class RunFailed(LofwError, RuntimeError):
     status 3, not 2: the input was valid, the run was not."""
 
 
+class WriteFailed(RunFailed, OSError):
+    """A file could not be written (a full disk, a quota, a folder gone): the
+    message names the file and the operating system's reason; the file it
+    would have replaced is intact. Exit status 3."""
+
+
 class PluginError(LofwError, RuntimeError):
     """A plugin registered something invalid (duplicate name, no interface)."""
 

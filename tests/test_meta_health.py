@@ -63,3 +63,34 @@ def test_a_dead_run_says_so_in_its_metrics_status_and_last_line_and_resumes_exac
     result = lofw.meta_train(recipe="star", task="digits_mlp", meta_steps=30, horizon=20, out=whole, progress=False,
                              estimator={"truncation": 10, "particles": 2}, outer={"lr": 10.0})
     assert result.warning == dead_warning(streak, 30) and "warning='not learning" in repr(result)
+
+
+def test_a_full_disk_names_the_file_keeps_the_last_checkpoint_and_marks_the_run_failed(tmp_path, monkeypatch, capsys):
+    import errno
+    import os
+
+    from lofw.meta.checkpoint import read_checkpoint_header
+
+    run = tmp_path / "run"
+    fsync = os.fsync
+    writes = {"checkpoints": 0}
+
+    def full_after_one_checkpoint(fd):  # the disk fills up after the first checkpoint (step 2)
+        if ".checkpoint.eqx" in os.readlink(f"/proc/self/fd/{fd}"):
+            writes["checkpoints"] += 1
+            if writes["checkpoints"] > 1:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        fsync(fd)
+
+    monkeypatch.setattr("lofw.runtime.disk.os.fsync", full_after_one_checkpoint)
+    assert cli(["meta-train", *META_TRAIN_ARGS, "--steps", "6", "--out", str(run)]) == 3
+    err = capsys.readouterr().err
+    assert "No space left on device" in err and CHECKPOINT in err and len(err.strip().splitlines()) == 1
+    status = json.loads((run / STATUS).read_text())
+    assert status["status"] == "failed" and "No space left on device" in status["error"]
+    assert read_checkpoint_header(run)["step"] == 2  # the last good checkpoint, intact
+    assert not [p.name for p in run.iterdir() if p.name.endswith(".tmp")]
+    monkeypatch.setattr("lofw.runtime.disk.os.fsync", fsync)  # space again: the rerun resumes from step 2
+    assert cli(["meta-train", *META_TRAIN_ARGS, "--steps", "6", "--out", str(run)]) == 0
+    assert cli(["meta-train", *META_TRAIN_ARGS, "--steps", "6", "--out", str(tmp_path / "whole")]) == 0
+    assert _lines(run) == _lines(tmp_path / "whole")

@@ -36,7 +36,8 @@ exit status:
   0    success (a run that is not learning still exits 0, with a warning in its last line)
   1    an internal error: a bug in lofw or a plugin (a traceback is printed; please report it)
   2    bad input: a file, name, option or value; one message says where (nothing was run or written)
-  3    a run failed: meta-training reached non-finite meta-parameters (its last finite state is kept)
+  3    a run failed: non-finite meta-parameters, or a file could not be written (a full disk); the
+       last good checkpoint is kept and the run is marked failed
   130  interrupted by Ctrl-C; 128+N stopped by signal N (SIGTERM: 143); a checkpoint is written and a
        rerun resumes
   141  the reader of the output went away (a closed pipe)

@@ -32,7 +32,9 @@ lines an uninterrupted one would)::
 folder, ``"stopped"`` after ``stop_after`` steps, ``"interrupted"`` after
 Ctrl-C (a checkpoint is written first), ``"finished"`` once ``meta_steps``
 are done, ``"failed"`` when the meta-parameters became non-finite (the state
-before that step is checkpointed; :class:`lofw.RunFailed` is raised). A run
+before that step is checkpointed; :class:`lofw.RunFailed` is raised) or a
+file could not be written (:class:`lofw.errors.WriteFailed`; the last good
+checkpoint is intact). A run
 ending with :data:`lofw.meta.health.DEAD_STEPS` or more dead meta-steps also
 records ``"dead_steps"`` there. Calling :func:`meta_train` again on the folder resumes from the
 checkpoint (a finished run returns at once); a larger ``meta_steps``
@@ -59,7 +61,7 @@ from jax.experimental import multihost_utils
 from tqdm.auto import tqdm
 
 from lofw.builder import build_optimizer
-from lofw.errors import ConfigError, RunFailed
+from lofw.errors import ConfigError, RunFailed, WriteFailed
 from lofw.interfaces.estimator import AbstractEstimator
 from lofw.interfaces.optimizer import AbstractOptimizer
 from lofw.interfaces.task import AbstractTask
@@ -81,7 +83,7 @@ from lofw.plugin_manager import get_plugin_manager
 from lofw.registry import Registry, load_registry
 from lofw.runtime import distributed
 from lofw.runtime.compile import compiler_options
-from lofw.runtime.disk import write_json
+from lofw.runtime.disk import write_failed, write_json
 from lofw.runtime.locks import folder_lock
 from lofw.tasks import build_task
 
@@ -372,6 +374,18 @@ def _checkpoint(run_dir: Path | None, state: TrainingState, config: MetaTrainCon
     save_checkpoint(run_dir, state, header)
 
 
+def _failed(run_dir: Path | None, state: TrainingState, config: MetaTrainConfig, error: RunFailed, checkpoint: bool) -> None:
+    """Record a failed run: checkpoint ``state`` (unless a write is what failed) and mark it ``failed``.
+
+    Each write is tried on its own: on a full disk the small status file may still fit.
+    """
+    if checkpoint and not isinstance(error, WriteFailed):
+        with contextlib.suppress(WriteFailed):
+            _checkpoint(run_dir, state, config)
+    with contextlib.suppress(WriteFailed):
+        _status(run_dir, "failed", int(state.step), config, error=str(error))
+
+
 def _loop(run: Run, state: TrainingState, metrics: list, run_dir: Path | None, progress: bool, stop_after: int | None):
     config = run.config
     start = int(state.step)
@@ -394,8 +408,11 @@ def _loop(run: Run, state: TrainingState, metrics: list, run_dir: Path | None, p
             streak = line["dead_steps"] = health.dead_steps(streak, line, particles)
             metrics.append(line)
             if metrics_file is not None:
-                metrics_file.write(json.dumps(line) + "\n")
-                metrics_file.flush()
+                try:
+                    metrics_file.write(json.dumps(line) + "\n")
+                    metrics_file.flush()
+                except OSError as e:
+                    raise write_failed(run_dir / METRICS, e) from None
             state = new_state
             if _writes():
                 hook(run_dir=str(run_dir) if run_dir is not None else "", step=line["step"], metrics=dict(line))
@@ -423,25 +440,29 @@ def _loop(run: Run, state: TrainingState, metrics: list, run_dir: Path | None, p
             _checkpoint(run_dir, state, config)
         _status(run_dir, "interrupted", int(state.step), config)
         raise
-    except RunFailed as e:  # `state` is the last finite one
+    except RunFailed as e:  # non-finite meta-parameters (`state` is the last finite one) or a failed write
         if metrics_file is not None:
-            metrics_file.close()
+            with contextlib.suppress(OSError):
+                metrics_file.close()
             metrics_file = None
-        if int(state.step) != last_saved:
-            _checkpoint(run_dir, state, config)
-        _status(run_dir, "failed", int(state.step), config, error=str(e))
+        _failed(run_dir, state, config, e, checkpoint=int(state.step) != last_saved)
         raise
     finally:
         bar.close()
         if metrics_file is not None:
-            metrics_file.close()
+            with contextlib.suppress(OSError):
+                metrics_file.close()
     step = int(state.step)
-    # (with several processes every process must take the same branch: the checkpoint is a collective)
-    if step != last_saved or (run_dir is not None and (jax.process_count() > 1 or not (run_dir / CHECKPOINT).exists())):
-        _checkpoint(run_dir, state, config)
     status: Status = "finished" if step >= config.meta_steps else "stopped"
     warning = health.dead_warning(streak, step)
-    _status(run_dir, status, step, config, **({"dead_steps": streak} if warning else {}))
+    try:
+        # (with several processes every process must take the same branch: the checkpoint is a collective)
+        if step != last_saved or (run_dir is not None and (jax.process_count() > 1 or not (run_dir / CHECKPOINT).exists())):
+            _checkpoint(run_dir, state, config)
+        _status(run_dir, status, step, config, **({"dead_steps": streak} if warning else {}))
+    except WriteFailed as e:
+        _failed(run_dir, state, config, e, checkpoint=False)
+        raise
     return MetaTrainResult(
         status=status,
         step=step,

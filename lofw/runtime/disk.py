@@ -17,23 +17,38 @@ from typing import Any
 
 import numpy as np
 
-from lofw.errors import ConfigError
+from lofw.errors import ConfigError, WriteFailed
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` (creating its folder) via a temporary file and an atomic rename."""
+    """Write ``data`` to ``path`` (creating its folder) via a temporary file and an atomic rename.
+
+    Raises:
+        WriteFailed: the operating system refused (a full disk, a quota): the
+            message names ``path`` and the reason; ``path`` is as it was.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise write_failed(path, e) from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError) and not isinstance(e, WriteFailed):
+            raise write_failed(path, e) from None
         raise
+
+
+def write_failed(path: Path, error: OSError) -> WriteFailed:
+    """The :class:`WriteFailed` for ``path`` and the operating system's ``error``."""
+    return WriteFailed(f"{path}: cannot write ({error.strerror or error}); the file it would replace is intact")
 
 
 def standard_json(obj: Any) -> Any:
