@@ -292,3 +292,23 @@ def test_a_pretrained_source_is_the_shipped_optimizer_with_its_cards_horizon():
     shipped = eqx.filter(lofw.pretrained("star"), eqx.is_inexact_array)
     got = eqx.filter(source.optimizer, eqx.is_inexact_array)
     assert all(np.array_equal(a, b) for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(shipped)))
+
+
+def test_a_run_held_by_another_process_is_skipped_and_left_to_it(registry_file, tmp_path, capsys):
+    from run_helpers import hold_lock
+
+    out = tmp_path / "gen"
+    argv = ["generalize", "star", "--suite", "mini", "--steps", str(STEPS), "--seeds", str(SEEDS),
+            "--baseline", "adam", "--out", str(out), "--registry", str(registry_file), "--no-progress",
+            "--no-compile-cache"]
+    holder = hold_lock(out / "tiny" / "adam")  # another lofw generalize is running adam on this task
+    try:
+        assert main(argv) == 0
+    finally:
+        holder.kill()
+        holder.wait()
+    assert f"skipping tiny/adam: held by process {holder.pid}" in capsys.readouterr().err
+    assert (out / "tiny" / "star" / "summary.json").is_file()
+    assert not (out / "tiny" / "adam" / "summary.json").exists()
+    assert main(argv) == 0  # the holder died without finishing: this run does it
+    assert (out / "tiny" / "adam" / "summary.json").is_file()

@@ -72,6 +72,7 @@ from lofw.evaluation.stability import stability
 from lofw.interfaces.optimizer import AbstractOptimizer
 from lofw.registry import Registry, SuiteEntry, load_registry, suite_entries
 from lofw.runtime.disk import read_json, write_json, write_npz
+from lofw.runtime.locks import FolderBusyError, folder_lock
 from lofw.runtime.workers import Job, run_workers
 from lofw.tasks import build_task
 
@@ -225,25 +226,36 @@ def run_task(
     task_obj = build_task(task, registry)
     written = {}
     for item, ident in todo:
-        start = time.time()
         item.folder.mkdir(parents=True, exist_ok=True)
-        extra: dict[str, Any] = {}
-        if item.source is not None:
-            opt, horizon = item.source.optimizer, item.source.horizon or steps
-        else:
-            opt, record = _tune(item, task_obj, steps, settings, ident)
-            horizon = steps
-            extra = {k: v for k, v in record.items() if k not in ("identity", "trials")}
-        curves = _curves_in_batches(opt, task_obj, steps, settings, item.folder, ident)
-        summary = {"identity": ident, "task": task, "optimizer": item.name, "steps": steps, "seeds": settings.seeds,
-                   "kind": "source" if item.source is not None else "baseline",
-                   **summarise(curves, task_obj, horizon), **extra, "seconds": time.time() - start}
-        write_npz(item.folder / "curves.npz", loss=curves)
-        write_json(item.folder / "summary.json", json.loads(json.dumps(summary, default=str)), sort_keys=True)
-        shutil.rmtree(item.folder / "parts", ignore_errors=True)
-        written[item.name] = summary
+        try:
+            with folder_lock(item.folder, "this (task, optimizer) run (another lofw generalize)"):
+                if not is_done(item, ident):  # (another process may have finished it meanwhile)
+                    written[item.name] = _run_item(item, ident, task, steps, task_obj, settings)
+        except FolderBusyError as e:  # another process runs it; the report counts it as unfinished
+            print(f"lofw generalize: skipping {task}/{item.name}: held by process {e.pid}", file=sys.stderr)
+            continue
         on_done(item)
     return written
+
+
+def _run_item(item: Item, ident: dict[str, Any], task: str, steps: int, task_obj, settings: Settings) -> dict[str, Any]:
+    """Evaluate one (task, optimizer) and write its summary and curves; return the summary."""
+    start = time.time()
+    extra: dict[str, Any] = {}
+    if item.source is not None:
+        opt, horizon = item.source.optimizer, item.source.horizon or steps
+    else:
+        opt, record = _tune(item, task_obj, steps, settings, ident)
+        horizon = steps
+        extra = {k: v for k, v in record.items() if k not in ("identity", "trials")}
+    curves = _curves_in_batches(opt, task_obj, steps, settings, item.folder, ident)
+    summary = {"identity": ident, "task": task, "optimizer": item.name, "steps": steps, "seeds": settings.seeds,
+               "kind": "source" if item.source is not None else "baseline",
+               **summarise(curves, task_obj, horizon), **extra, "seconds": time.time() - start}
+    write_npz(item.folder / "curves.npz", loss=curves)
+    write_json(item.folder / "summary.json", json.loads(json.dumps(summary, default=str)), sort_keys=True)
+    shutil.rmtree(item.folder / "parts", ignore_errors=True)
+    return summary
 
 
 @dataclasses.dataclass(frozen=True)
