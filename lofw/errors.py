@@ -31,6 +31,12 @@ class PluginError(LofwError, RuntimeError):
     """A plugin registered something invalid (duplicate name, no interface)."""
 
 
+def located(error: ConfigError, where: str) -> ConfigError:
+    """``error`` with each line that does not name ``where`` yet prefixed by it."""
+    lines = [line if line.startswith(where) else f"{where}: {line}" for line in str(error).splitlines()]
+    return ConfigError("\n".join(lines))
+
+
 def choices(names) -> str:
     """Format valid choices for an error message."""
     names = sorted(names)

@@ -104,13 +104,21 @@ def _check_expansion(root: yaml.Node) -> None:
     size(root)
 
 
+def _control_character(path: str | Path, e: yaml.reader.ReaderError) -> ConfigError:
+    return ConfigError(f"{path}: character {e.position}: U+{e.character:04X} is not allowed in YAML "
+                       "(a control character: is this a binary file?)")
+
+
 def read_yaml(path: str | Path) -> Any:
     """Read a UTF-8 YAML file with the safe loader, within the bounds above.
 
     Errors name the file and the line (or byte).
     """
     text = read_text(path)
-    loader = _BoundedLoader(text)
+    try:
+        loader = _BoundedLoader(text)
+    except yaml.reader.ReaderError as e:
+        raise _control_character(path, e) from None
     try:
         node = loader.get_single_node()
         if node is None:
@@ -119,6 +127,8 @@ def read_yaml(path: str | Path) -> Any:
         return loader.construct_document(node)
     except _Refused as e:
         raise ConfigError(f"{path}: {e}") from None
+    except yaml.reader.ReaderError as e:  # (found while scanning a later part of the text)
+        raise _control_character(path, e) from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""

@@ -35,11 +35,21 @@ def model_at(model: type[pydantic.BaseModel], loc: tuple) -> type[pydantic.BaseM
     return current
 
 
+def key_path(loc: tuple) -> str:
+    """An error location as a dotted path; a key that is empty, holds a dot, a space or a
+    character that does not print (a line separator would split the message) is quoted."""
+    def part(p: Any) -> str:
+        text = str(p)
+        plain = isinstance(p, int) or (text and text.isprintable() and not any(c.isspace() or c == "." for c in text))
+        return text if plain else repr(p)
+    return ".".join(part(p) for p in loc)
+
+
 def format_validation_error(e: pydantic.ValidationError, where: str, model: type[pydantic.BaseModel]) -> str:
     """One line per problem: the dotted path, what is wrong, the valid keys."""
     lines = []
     for err in e.errors():
-        path = ".".join(str(p) for p in err["loc"])
+        path = key_path(err["loc"])
         place = f"{where}: {path}" if path else where
         if err["type"] == "extra_forbidden":
             owner = model_at(model, tuple(err["loc"]))

@@ -171,5 +171,5 @@ def test_results_print_as_their_summary_not_their_arrays():
     lines = text.splitlines()
     assert lines[0].startswith("EvaluationResult(") and "steps=600" in lines[0] and "seeds=3" in lines[0]
     assert [line.split(":")[0].strip() for line in lines[1:]] == ["learned", "adam"]
-    assert repr(result.summary["optimizers"]["adam"]["mean_loss"]) in lines[2]
+    assert f"mean_loss={result.summary['optimizers']['adam']['mean_loss']:.4g}," in lines[2]
     assert len(text) < 400  # 3 x 600 losses per optimizer are not printed

@@ -147,6 +147,18 @@ def test_report_on_partial_run_says_so(tmp_path):
     assert "1 cell(s) not finished" in md
 
 
+def test_report_marks_a_cell_whose_meta_training_ended_not_learning(tmp_path):
+    from lofw.meta.health import DEAD_STEPS
+
+    loaded, out = _fake_run(tmp_path)
+    dead = loaded.cells[0]
+    lines = [{"step": s + 1, "meta_loss": 3.45, "grad_norm": 0.0, "dead_steps": s + 1} for s in range(DEAD_STEPS)]
+    (cell_dir(out, dead.id) / "run" / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    md = (write_report(out) / "summary.md").read_text()
+    assert "1 cell(s) NOT LEARNING" in md and dead.id in md.split("NOT LEARNING")[1].splitlines()[0]
+    assert md.count(f"NOT LEARNING ({DEAD_STEPS} dead steps)") == 1  # its row of the per-seed table
+
+
 def test_report_on_a_folder_that_is_no_run(tmp_path, capsys):
     assert main(["report", str(tmp_path)]) == 2
     assert "not a grid run folder" in capsys.readouterr().err

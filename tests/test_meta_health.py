@@ -49,7 +49,7 @@ def test_non_finite_meta_parameters_stop_the_run_with_exit_3(tmp_path, capsys):
 def test_a_dead_run_says_so_in_its_metrics_status_and_last_line_and_resumes_exactly(tmp_path, capsys):
     run, whole = tmp_path / "run", tmp_path / "whole"
     # an outer learning rate of 10: every inner run diverges from the second meta-step on, the gradient is 0
-    dead = [*META_TRAIN_ARGS, "--lr", "10", "--particles", "2"]
+    dead = [*META_TRAIN_ARGS, "--lr", "10", "--weight-decay", "0.01", "--particles", "2"]
     assert cli(["meta-train", *dead, "--steps", "30", "--stop-after", "13", "--out", str(run)]) == 0
     assert cli(["meta-train", *dead, "--steps", "30", "--out", str(run)]) == 0
     err = capsys.readouterr().err
@@ -58,10 +58,11 @@ def test_a_dead_run_says_so_in_its_metrics_status_and_last_line_and_resumes_exac
     assert streak >= DEAD_STEPS and all(x["grad_norm"] == 0.0 or x["diverged"] == 2 for x in lines[-streak:])
     assert "finished: 30/30 meta-steps" in err and f"warning: not learning: the last {streak} meta-steps" in err
     assert json.loads((run / STATUS).read_text())["dead_steps"] == streak
+    assert json.loads((run / "config.json").read_text())["config"]["outer"]["weight_decay"] == 0.01
     assert cli(["meta-train", *dead, "--steps", "30", "--out", str(whole)]) == 0
     assert _lines(run) == _lines(whole)  # the streak is carried across the resume
     result = lofw.meta_train(recipe="star", task="digits_mlp", meta_steps=30, horizon=20, out=whole, progress=False,
-                             estimator={"truncation": 10, "particles": 2}, outer={"lr": 10.0})
+                             estimator={"truncation": 10, "particles": 2}, outer={"lr": 10.0, "weight_decay": 0.01})
     assert result.warning == dead_warning(streak, 30) and "warning='not learning" in repr(result)
 
 

@@ -133,3 +133,17 @@ def test_figures_bad_sizes_exit_2(tmp_path, capsys):
     blocker.write_text("")
     assert main(["nqm", "figures", "--out", str(blocker)]) == 2
     assert "--out" in capsys.readouterr().err
+
+
+def test_figures_full_sizes_and_the_literal_alpha_convention(tmp_path):
+    out = tmp_path / "figs"
+    # --full takes Appendix B.1's sizes; the override keeps this to 30 meta-iterations of the one study run
+    assert main(["nqm", "figures", "--out", str(out), "--full", "--alpha-convention", "literal",
+                 "--meta-iterations", "30", "--only", "figure2bc"]) == 0
+    summary = json.loads((out / "nqm_figures.json").read_text())
+    assert summary["full"] is True and summary["sizes"]["variance_seeds"] == 500
+    assert summary["sizes"]["variance_alphas"] == 50 and summary["sizes"]["meta_iterations"] == 30
+    bc = summary["figure2bc"]
+    assert bc["convention"] == "literal"
+    # literally alpha = v * lambda_max / 2 (the default reads v as a fraction of the bound 2 / lambda_max)
+    np.testing.assert_allclose(bc["alphas"], np.asarray(bc["alpha_fractions"]) * LAM_MAX / 2, rtol=1e-6)

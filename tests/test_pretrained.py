@@ -109,3 +109,16 @@ def test_a_plugin_ships_one_listed_and_usable_with_optax(exported, capsys):
         pm.unregister(plugin)
     with pytest.raises(lofw.ConfigError, match="unknown pretrained optimizer 'tiny_star'"):
         lofw.pretrained("tiny_star")
+
+
+def test_exporting_over_an_existing_optimizer_needs_force(exported, capsys):
+    folder, _ = exported
+    grid, shipped = folder.parent.parent / "grid", folder.parent
+    argv = ["pretrained", "export", str(grid), "--variant", "hyperparam", "--seed", "0", "--name", "tiny_star",
+            "--into", str(shipped)]
+    before = (folder / PARAMS).read_bytes()
+    assert cli(argv) == 2
+    assert "exists; give --force to replace it" in capsys.readouterr().err
+    assert cli([*argv, "--force"]) == 0
+    assert (folder / PARAMS).read_bytes() == before  # the same cell exported again: the same meta-parameters
+    assert read_card(folder)["recipe"] is not None

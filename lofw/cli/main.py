@@ -58,6 +58,13 @@ def _available() -> dict[str, tuple[str, str]]:
     }
 
 
+def printable(error: BaseException) -> str:
+    """The message with every character that does not print (a key read from a file may hold a
+    line separator or a terminal escape) written as its escape, so each line stays one line."""
+    return "\n".join("".join(c if c.isprintable() else repr(c)[1:-1] for c in line)
+                     for line in str(error).split("\n"))
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="lofw", description="Build, meta-train and ablate learned optimizers in JAX.",
                      epilog=EXIT_STATUSES, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -78,10 +85,10 @@ def main(argv: list[str] | None = None) -> int:
         with stop_signals_interrupt():
             return int(args._run(args) or 0)
     except RunFailed as e:
-        print(f"lofw {args.command}: failed: {e}", file=sys.stderr)
+        print(f"lofw {args.command}: failed: {printable(e)}", file=sys.stderr)
         return 3
     except LofwError as e:
-        print(f"lofw {args.command}: error: {e}", file=sys.stderr)
+        print(f"lofw {args.command}: error: {printable(e)}", file=sys.stderr)
         return 2
     except Terminated as e:  # a scheduler's stop signal, handled as Ctrl-C (lofw.runtime.signals)
         print(f"lofw {args.command}: stopped by {e.name}", file=sys.stderr)

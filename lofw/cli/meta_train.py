@@ -73,19 +73,22 @@ def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
     for key in ("recipe", "task", "meta_steps", "horizon", "seed", "checkpoint_every"):
         if getattr(args, key) is not None:
             data[key] = getattr(args, key)
-    estimator = dict(data.get("estimator") or {})
-    for flag, key in (("estimator", "name"), ("truncation", "truncation"), ("particles", "particles"), ("std", "std")):
-        if getattr(args, flag) is not None:
-            estimator[key] = getattr(args, flag)
-    if estimator:
-        data["estimator"] = estimator
-    outer = dict(data.get("outer") or {})
-    for flag, key in (("lr", "lr"), ("weight_decay", "weight_decay")):
-        if getattr(args, flag) is not None:
-            outer[key] = getattr(args, flag)
-    if outer:
-        data["outer"] = outer
+    _merge_flags(data, "estimator", args, (("estimator", "name"), ("truncation", "truncation"),
+                                           ("particles", "particles"), ("std", "std")), where=args.config)
+    _merge_flags(data, "outer", args, (("lr", "lr"), ("weight_decay", "weight_decay")), where=args.config)
     return data
+
+
+def _merge_flags(data: dict[str, Any], section: str, args: argparse.Namespace, pairs, where: str | None) -> None:
+    """Set ``data[section][key]`` from each flag given; a section that is not a mapping is left
+    to validation when no flag touches it."""
+    given = {key: getattr(args, flag) for flag, key in pairs if getattr(args, flag) is not None}
+    if not given:
+        return
+    current = data.get(section)
+    if current is not None and not isinstance(current, dict):
+        raise ConfigError(f"{where}: {section}: expected a mapping, got {current!r}")
+    data[section] = {**(current or {}), **given}
 
 
 def run(args: argparse.Namespace) -> int:

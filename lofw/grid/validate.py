@@ -31,7 +31,7 @@ from lofw.plugin_manager import components
 from lofw.reading import read_yaml
 from lofw.recipes import SLOTS, component_names, parse_recipe, resolve_recipe
 from lofw.registry import Registry, load_registry
-from lofw.validation import format_validation_error, model_at, model_in
+from lofw.validation import format_validation_error, key_path, model_at, model_in
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,7 +126,10 @@ def validate_grid(data: Any, source: str, registry: Registry, spec: str = "") ->
         raise ConfigError(format_validation_error(e, source, GridConfig).splitlines()[0]) from None
     _check_base_keys(grid, source)
     _check_axes(grid, source)
-    specs = expand_grid(grid)
+    try:
+        specs = expand_grid(grid)
+    except ValueError as e:  # an axis sets a key inside a base value that is not a mapping
+        raise ConfigError(f"{source}: base.{e}, and an axis sets a key inside it") from None
     if not specs:
         raise ConfigError(f"{source}: exclude: the exclude entries remove every cell of the grid")
 
@@ -141,7 +144,7 @@ def _check_base_keys(grid: GridConfig, source: str) -> None:
     for key in grid.base:
         if key not in MetaTrainConfig.model_fields:
             raise ConfigError(
-                f"{source}: base.{key}: unknown key; valid keys: {choices(MetaTrainConfig.model_fields)}"
+                f"{source}: {key_path(('base', key))}: unknown key; valid keys: {choices(MetaTrainConfig.model_fields)}"
             )
 
 
@@ -247,7 +250,7 @@ def _check_axes(grid: GridConfig, source: str) -> None:
 
 def _origin(grid: GridConfig, spec: CellSpec, loc: tuple) -> str:
     """Where in the grid file the value at config location ``loc`` came from."""
-    dotted = ".".join(str(p) for p in loc)
+    dotted = key_path(loc)
     for path, value in spec.overrides.items():
         if dotted == path or dotted.startswith(path + ".") or path.startswith(dotted + ".") and dotted:
             if path == SEED_KEY:

@@ -61,7 +61,7 @@ from jax.experimental import multihost_utils
 from tqdm.auto import tqdm
 
 from lofw.builder import build_optimizer
-from lofw.errors import ConfigError, RunFailed, WriteFailed
+from lofw.errors import ConfigError, RunFailed, WriteFailed, located
 from lofw.interfaces.estimator import AbstractEstimator
 from lofw.interfaces.optimizer import AbstractOptimizer
 from lofw.interfaces.task import AbstractTask
@@ -242,10 +242,14 @@ def check_run_config(config: MetaTrainConfig | dict[str, Any], registry: Registr
         ConfigError: as :func:`meta_train`.
     """
     registry = registry if registry is not None else load_registry()
-    config = resolve_config(parse_meta_train_config(config, where), registry)
-    build_estimator(config, registry)
-    build_task(config.task, registry, where="task" if isinstance(config.task, dict) else None, check_only=True)
-    build_optimizer(config.recipe, jax.random.PRNGKey(config.seed), registry)
+    config = parse_meta_train_config(config, where)
+    try:
+        config = resolve_config(config, registry)
+        build_estimator(config, registry)
+        build_task(config.task, registry, where="task" if isinstance(config.task, dict) else None, check_only=True)
+        build_optimizer(config.recipe, jax.random.PRNGKey(config.seed), registry)
+    except ConfigError as e:
+        raise located(e, where) from None
     return config
 
 
