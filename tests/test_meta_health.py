@@ -95,3 +95,13 @@ def test_a_full_disk_names_the_file_keeps_the_last_checkpoint_and_marks_the_run_
     assert cli(["meta-train", *META_TRAIN_ARGS, "--steps", "6", "--out", str(run)]) == 0
     assert cli(["meta-train", *META_TRAIN_ARGS, "--steps", "6", "--out", str(tmp_path / "whole")]) == 0
     assert _lines(run) == _lines(tmp_path / "whole")
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["meta-train", "--help"], ["ablate", "--help"]])
+def test_the_exit_statuses_are_in_every_help(argv, capsys):
+    with pytest.raises(SystemExit) as e:
+        cli(argv)
+    assert e.value.code == 0
+    text = capsys.readouterr().out
+    for line in ("exit status:", "  0    success", "  2    bad input", "  3    a run failed", "  130  interrupted"):
+        assert line in text
