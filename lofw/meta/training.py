@@ -34,11 +34,11 @@ Ctrl-C (a checkpoint is written first), ``"finished"`` once ``meta_steps``
 are done, ``"failed"`` when the meta-parameters became non-finite (the state
 before that step is checkpointed; :class:`lofw.RunFailed` is raised) or a
 file could not be written (:class:`lofw.errors.WriteFailed`; the last good
-checkpoint is intact). A run
-ending with :data:`lofw.meta.health.DEAD_STEPS` or more dead meta-steps also
-records ``"dead_steps"`` there. Calling :func:`meta_train` again on the folder resumes from the
-checkpoint (a finished run returns at once); a larger ``meta_steps``
-continues a finished run.
+checkpoint is intact). A run ending with :data:`lofw.meta.health.DEAD_STEPS`
+or more dead meta-steps also records ``"dead_steps"`` there. Calling
+:func:`meta_train` again on the folder resumes from the checkpoint (a
+finished run returns at once); a larger ``meta_steps`` continues a finished
+run.
 """
 
 from __future__ import annotations
@@ -169,6 +169,8 @@ def meta_train(
             config (all raised before anything is compiled or written).
         RunFailed: the meta-parameters became non-finite; the state before
             that meta-step is checkpointed and ``status.json`` says ``failed``.
+            Its subclass :class:`lofw.errors.WriteFailed`: a file of the run
+            could not be written (the last good checkpoint is intact).
         KeyboardInterrupt: re-raised after a checkpoint is written.
     """
     registry = registry if registry is not None else load_registry()
