@@ -105,7 +105,8 @@ def get_plugin_manager() -> pluggy.PluginManager:
     return _loaded()[0]
 
 
-def _distribution_of(pm: pluggy.PluginManager, plugin: object) -> str | None:
+def _distribution_of(plugin: object) -> str | None:
+    """The distribution that installed the entry point of ``plugin``, if known."""
     return _loaded()[1].get(id(plugin))
 
 
@@ -118,7 +119,7 @@ def call_registration(impl: Any, **kwargs: Any) -> BrokenPlugin | None:
     except PluginError:
         raise
     except Exception as e:  # noqa: BLE001 - located and reported by the caller
-        return BrokenPlugin(impl.plugin_name, _distribution_of(get_plugin_manager(), impl.plugin),
+        return BrokenPlugin(impl.plugin_name, _distribution_of(impl.plugin),
                             f"its {impl.function.__name__} raised {_describe(e)}")
     return None
 
@@ -128,7 +129,7 @@ def _collect(pm: pluggy.PluginManager) -> tuple[dict[str, dict[str, ComponentInf
     broken: list[BrokenPlugin] = []
     for impl in pm.hook.lofw_register_components.get_hookimpls():
         plugin_name = impl.plugin_name
-        dist = _distribution_of(pm, impl.plugin)
+        dist = _distribution_of(impl.plugin)
 
         def register(name: str, cls: type, _plugin=plugin_name, _dist=dist) -> None:
             kind = kind_of(cls)
