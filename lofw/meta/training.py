@@ -400,64 +400,55 @@ def _loop(run: Run, state: TrainingState, metrics: list, run_dir: Path | None, p
     bar = tqdm(total=config.meta_steps, initial=start, disable=not progress, file=sys.stderr, unit="meta-step", dynamic_ncols=True)
     last_saved = start
     _status(run_dir, "running", start, config)
-    metrics_file = open(run_dir / METRICS, "a") if run_dir is not None and _writes() else None
     particles = config.estimator.particles
     streak = metrics[-1].get("dead_steps", 0) if metrics else 0
     try:
-        while int(state.step) < end:
-            t0 = time.perf_counter()
-            # `state` advances only once its metrics line is written, so an interrupt at any point
-            # checkpoints a step whose line is on disk (a resume then cuts back any later line)
-            new_state, step_metrics = run.meta_step(state, run.task)
-            line = _to_host(step_metrics, int(new_state.step))
-            health.check_finite(line)
-            streak = line["dead_steps"] = health.dead_steps(streak, line, particles)
-            metrics.append(line)
-            if metrics_file is not None:
-                try:
-                    metrics_file.write(json.dumps(line) + "\n")
-                    metrics_file.flush()
-                except OSError as e:
-                    raise write_failed(run_dir / METRICS, e) from None
-            state = new_state
-            if _writes():
-                hook(run_dir=str(run_dir) if run_dir is not None else "", step=line["step"], metrics=dict(line))
-            elapsed = time.perf_counter() - t0
-            postfix = {"meta_loss": f"{line['meta_loss']:.4f}"}
-            if streak >= health.DEAD_STEPS:
-                postfix["dead_steps"] = streak
-            if line["step"] == start + 1:  # the first call of this process compiles
-                postfix["first_step_s"] = f"{elapsed:.1f}"
-            else:
-                # a particle-step is one inner step of one unroll (one antithetic branch),
-                # as in benchmarks/meta_step.py
-                particle_steps = run.estimator.unrolls_per_particle * particles * config.estimator.truncation
-                postfix["ms_per_particle_step"] = f"{1e3 * elapsed / particle_steps:.2f}"
-            bar.set_postfix(postfix)
-            bar.update(1)
-            if run_dir is not None and line["step"] % config.checkpoint_every == 0:
-                _checkpoint(run_dir, state, config)
-                last_saved = line["step"]
+        with contextlib.ExitStack() as files:  # (the metrics file is closed before a handler below writes)
+            metrics_file = files.enter_context(open(run_dir / METRICS, "a")) if run_dir is not None and _writes() else None
+            while int(state.step) < end:
+                t0 = time.perf_counter()
+                # `state` advances only once its metrics line is written, so an interrupt at any point
+                # checkpoints a step whose line is on disk (a resume then cuts back any later line)
+                new_state, step_metrics = run.meta_step(state, run.task)
+                line = _to_host(step_metrics, int(new_state.step))
+                health.check_finite(line)
+                streak = line["dead_steps"] = health.dead_steps(streak, line, particles)
+                metrics.append(line)
+                if metrics_file is not None:
+                    try:
+                        metrics_file.write(json.dumps(line) + "\n")
+                        metrics_file.flush()
+                    except OSError as e:
+                        raise write_failed(run_dir / METRICS, e) from None
+                state = new_state
+                if _writes():
+                    hook(run_dir=str(run_dir) if run_dir is not None else "", step=line["step"], metrics=dict(line))
+                elapsed = time.perf_counter() - t0
+                postfix = {"meta_loss": f"{line['meta_loss']:.4f}"}
+                if streak >= health.DEAD_STEPS:
+                    postfix["dead_steps"] = streak
+                if line["step"] == start + 1:  # the first call of this process compiles
+                    postfix["first_step_s"] = f"{elapsed:.1f}"
+                else:
+                    # a particle-step is one inner step of one unroll (one antithetic branch),
+                    # as in benchmarks/meta_step.py
+                    particle_steps = run.estimator.unrolls_per_particle * particles * config.estimator.truncation
+                    postfix["ms_per_particle_step"] = f"{1e3 * elapsed / particle_steps:.2f}"
+                bar.set_postfix(postfix)
+                bar.update(1)
+                if run_dir is not None and line["step"] % config.checkpoint_every == 0:
+                    _checkpoint(run_dir, state, config)
+                    last_saved = line["step"]
     except KeyboardInterrupt:
-        if metrics_file is not None:
-            metrics_file.close()
-            metrics_file = None
         if int(state.step) != last_saved:
             _checkpoint(run_dir, state, config)
         _status(run_dir, "interrupted", int(state.step), config)
         raise
     except RunFailed as e:  # non-finite meta-parameters (`state` is the last finite one) or a failed write
-        if metrics_file is not None:
-            with contextlib.suppress(OSError):
-                metrics_file.close()
-            metrics_file = None
         _failed(run_dir, state, config, e, checkpoint=int(state.step) != last_saved)
         raise
     finally:
         bar.close()
-        if metrics_file is not None:
-            with contextlib.suppress(OSError):
-                metrics_file.close()
     step = int(state.step)
     status: Status = "finished" if step >= config.meta_steps else "stopped"
     warning = health.dead_warning(streak, step)
