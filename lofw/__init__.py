@@ -3,93 +3,94 @@
 The face: every public name, including everything a plugin of any kind needs
 (``lofw.AbstractFeatures``, ``lofw.Batch``, ``lofw.EstimatorOutput``, ...).
 Import from here; the module a name lives in may move (docs/architecture.md).
+
+The names are loaded on first use (PEP 562): ``import lofw`` imports neither
+JAX nor any other module of lofw, so that :mod:`lofw.torch` (a learned
+optimizer in PyTorch) runs without JAX installed. ``lofw.meta_train`` (or
+``from lofw import meta_train``) imports its module the first time.
 """
 
-from lofw.builder import build, build_optimizer
-from lofw.errors import ConfigError, LofwError, PluginError, RunFailed, choices
-from lofw.evaluation.evaluate import EvaluationResult, evaluate
-from lofw.evaluation.sources import Source, resolve_source
-from lofw.grid import GridConfig, expand_grid, load_grid, run_grid, write_report
-from lofw.hooks import hookimpl, hookspec
-from lofw.interfaces.dataset import SPLITS, AbstractDataset, Batch
-from lofw.interfaces.estimator import AbstractEstimator, EstimatorOutput
-from lofw.interfaces.features import AbstractFeatures, LeafFeatures
-from lofw.interfaces.magnitude import AbstractMagnitude
-from lofw.interfaces.network import AbstractNetwork
-from lofw.interfaces.nominal import AbstractNominalTerm
-from lofw.interfaces.optimizer import AbstractOptimizer, Params, as_optax
-from lofw.interfaces.preconditioner import AbstractPreconditioner
-from lofw.interfaces.stats import LeafStats
-from lofw.interfaces.task import AbstractTask
-from lofw.learned_optimizer import LearnedOptimizer, LearnedOptimizerState, count_meta_parameters, meta_parameters
-from lofw.meta.config import EstimatorConfig, MetaTrainConfig, OuterConfig
-from lofw.meta.training import MetaTrainResult, meta_train
-from lofw.plugin_manager import component_infos, components, get_plugin_manager, refresh
-from lofw.pretrained_loader import pretrained
-from lofw.recipes import RecipeConfig
-from lofw.registry import load_registry
-from lofw.tasks import build_dataset, build_task
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 from lofw.version import __version__
 
-__all__ = [
-    "__version__",
+#: Every face name and the module it lives in.
+_FACE: dict[str, str] = {
     # the contracts of the component kinds (lofw/interfaces/), and what they pass around
-    "AbstractDataset",
-    "AbstractEstimator",
-    "AbstractFeatures",
-    "AbstractMagnitude",
-    "AbstractNetwork",
-    "AbstractNominalTerm",
-    "AbstractOptimizer",
-    "AbstractPreconditioner",
-    "AbstractTask",
-    "Batch",
-    "EstimatorOutput",
-    "LeafFeatures",
-    "LeafStats",
-    "Params",
-    "SPLITS",
-    "as_optax",
+    "AbstractDataset": "lofw.interfaces.dataset",
+    "AbstractEstimator": "lofw.interfaces.estimator",
+    "AbstractFeatures": "lofw.interfaces.features",
+    "AbstractMagnitude": "lofw.interfaces.magnitude",
+    "AbstractNetwork": "lofw.interfaces.network",
+    "AbstractNominalTerm": "lofw.interfaces.nominal",
+    "AbstractOptimizer": "lofw.interfaces.optimizer",
+    "AbstractPreconditioner": "lofw.interfaces.preconditioner",
+    "AbstractTask": "lofw.interfaces.task",
+    "Batch": "lofw.interfaces.dataset",
+    "EstimatorOutput": "lofw.interfaces.estimator",
+    "LeafFeatures": "lofw.interfaces.features",
+    "LeafStats": "lofw.interfaces.stats",
+    "Params": "lofw.interfaces.optimizer",
+    "SPLITS": "lofw.interfaces.dataset",
+    "as_optax": "lofw.interfaces.optimizer",
     # errors
-    "ConfigError",
-    "LofwError",
-    "PluginError",
-    "RunFailed",
-    "choices",
+    "ConfigError": "lofw.errors",
+    "LofwError": "lofw.errors",
+    "PluginError": "lofw.errors",
+    "RunFailed": "lofw.errors",
+    "choices": "lofw.errors",
     # plugins
-    "component_infos",
-    "components",
-    "get_plugin_manager",
-    "hookimpl",
-    "hookspec",
-    "refresh",
+    "component_infos": "lofw.plugin_manager",
+    "components": "lofw.plugin_manager",
+    "get_plugin_manager": "lofw.plugin_manager",
+    "hookimpl": "lofw.hooks",
+    "hookspec": "lofw.hooks",
+    "refresh": "lofw.plugin_manager",
     # building
-    "LearnedOptimizer",
-    "LearnedOptimizerState",
-    "RecipeConfig",
-    "build",
-    "build_dataset",
-    "build_optimizer",
-    "build_task",
-    "count_meta_parameters",
-    "load_registry",
-    "meta_parameters",
-    "pretrained",
+    "LearnedOptimizer": "lofw.learned_optimizer",
+    "LearnedOptimizerState": "lofw.learned_optimizer",
+    "RecipeConfig": "lofw.recipes",
+    "build": "lofw.builder",
+    "build_dataset": "lofw.tasks",
+    "build_optimizer": "lofw.builder",
+    "build_task": "lofw.tasks",
+    "count_meta_parameters": "lofw.learned_optimizer",
+    "load_registry": "lofw.registry",
+    "meta_parameters": "lofw.learned_optimizer",
+    "pretrained": "lofw.pretrained_loader",
     # meta-training
-    "EstimatorConfig",
-    "MetaTrainConfig",
-    "MetaTrainResult",
-    "OuterConfig",
-    "meta_train",
+    "EstimatorConfig": "lofw.meta.config",
+    "MetaTrainConfig": "lofw.meta.config",
+    "MetaTrainResult": "lofw.meta.training",
+    "OuterConfig": "lofw.meta.config",
+    "meta_train": "lofw.meta.training",
     # evaluation
-    "EvaluationResult",
-    "Source",
-    "evaluate",
-    "resolve_source",
+    "EvaluationResult": "lofw.evaluation.evaluate",
+    "Source": "lofw.evaluation.sources",
+    "evaluate": "lofw.evaluation.evaluate",
+    "resolve_source": "lofw.evaluation.sources",
     # grids
-    "GridConfig",
-    "expand_grid",
-    "load_grid",
-    "run_grid",
-    "write_report",
-]
+    "GridConfig": "lofw.grid",
+    "expand_grid": "lofw.grid",
+    "load_grid": "lofw.grid",
+    "run_grid": "lofw.grid",
+    "write_report": "lofw.grid",
+}
+
+__all__ = ["__version__"] + list(_FACE)
+
+
+def __getattr__(name: str) -> Any:
+    module = _FACE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'lofw' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # the next lookup is an ordinary attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,6 +1,6 @@
 """Loading plugins and the component table they register.
 
-A plugin is an entry point in group ``lofw``. One that fails to import, whose
+A plugin is an entry point in group ``lofw`` (loaded by :mod:`lofw.entry_points`). One that fails to import, whose
 hook implementations do not match lofw's hook specifications, or whose
 registration raises is *broken*: it is left out, listed by ``lofw plugins``
 with the reason, and any command that needs the component table stops with
@@ -13,23 +13,14 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import importlib.metadata
-import os
 from typing import Any
 
 import pluggy
 
+from lofw.entry_points import BrokenPlugin, describe, load_entry_points
 from lofw.errors import PluginError, choices
 from lofw.hooks import PROJECT, LofwHookSpecs
 from lofw.interfaces.kinds import INTERFACES, kind_of
-
-#: Set to a non-empty value to load only lofw's own built-in plugins
-#: (hermetic runs, like pytest's ``PYTEST_DISABLE_PLUGIN_AUTOLOAD``).
-DISABLE_AUTOLOAD_ENV = "LOFW_DISABLE_PLUGIN_AUTOLOAD"
-#: Comma-separated entry-point names of group ``lofw`` not to load.
-DISABLE_PLUGINS_ENV = "LOFW_DISABLE_PLUGINS"
-#: The entry point (in group ``lofw``) that registers the built-ins.
-BUILTIN_ENTRY_POINT = "builtins"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,56 +34,11 @@ class ComponentInfo:
     distribution: str | None
 
 
-@dataclasses.dataclass(frozen=True)
-class BrokenPlugin:
-    """A plugin left out: its entry point, its distribution and what went wrong."""
-
-    entry_point: str
-    distribution: str | None
-    error: str
-
-    def message(self) -> str:
-        where = f"plugin {self.entry_point!r}" + (f" (distribution {self.distribution!r})" if self.distribution else "")
-        return (f"{where} is broken: {self.error}; fix or uninstall it, or run without it: "
-                f"{DISABLE_PLUGINS_ENV}={self.entry_point}")
-
-
-def _describe(error: BaseException) -> str:
-    """``Type: message`` on one line."""
-    return f"{type(error).__name__}: {' '.join(str(error).split())}"
-
-
-def disabled_plugins() -> set[str]:
-    """The entry-point names that ``$LOFW_DISABLE_PLUGINS`` leaves out."""
-    return {name.strip() for name in os.environ.get(DISABLE_PLUGINS_ENV, "").split(",") if name.strip()}
-
-
-def _load_entry_points(pm: pluggy.PluginManager) -> tuple[dict[int, str], list[BrokenPlugin]]:
-    """Load and register every ``lofw`` entry point; ``({id(plugin): distribution}, broken)``."""
-    only_builtins = bool(os.environ.get(DISABLE_AUTOLOAD_ENV))
-    skip = disabled_plugins()
-    dists: dict[int, str] = {}
-    broken: list[BrokenPlugin] = []
-    for ep in importlib.metadata.entry_points(group=PROJECT):
-        if ep.name in skip or (only_builtins and ep.name != BUILTIN_ENTRY_POINT) or pm.has_plugin(ep.name):
-            continue
-        dist = ep.dist.name if getattr(ep, "dist", None) is not None else None
-        try:
-            plugin = ep.load()
-            pm.register(plugin, name=ep.name)
-        except Exception as e:  # noqa: BLE001 - a broken plugin is reported, lofw goes on without it
-            broken.append(BrokenPlugin(ep.name, dist, _describe(e)))
-            continue
-        if dist is not None:
-            dists[id(plugin)] = dist
-    return dists, broken
-
-
 @functools.cache
 def _loaded() -> tuple[pluggy.PluginManager, dict[int, str], tuple[BrokenPlugin, ...]]:
     pm = pluggy.PluginManager(PROJECT)
     pm.add_hookspecs(LofwHookSpecs)
-    dists, broken = _load_entry_points(pm)
+    dists, broken = load_entry_points(pm, PROJECT)
     return pm, dists, tuple(broken)
 
 
@@ -120,7 +66,7 @@ def call_registration(impl: Any, **kwargs: Any) -> BrokenPlugin | None:
         raise
     except Exception as e:  # noqa: BLE001 - located and reported by the caller
         return BrokenPlugin(impl.plugin_name, _distribution_of(impl.plugin),
-                            f"its {impl.function.__name__} raised {_describe(e)}")
+                            f"its {impl.function.__name__} raised {describe(e)}")
     return None
 
 

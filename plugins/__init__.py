@@ -1,65 +1,21 @@
 """lofw's built-in components, registered through the ``lofw`` entry point
-like any third-party plugin."""
+like any third-party plugin.
+
+Importing this package is cheap and imports no JAX: the component modules
+are imported when lofw builds its component table (:mod:`lofw_plugins.components`),
+so that :mod:`lofw.torch` can load ``lofw_plugins.torch`` (entry-point group
+``lofw.torch``) without JAX.
+"""
 
 from __future__ import annotations
 
 import lofw
-from lofw_plugins.dataset.digits import Digits
-from lofw_plugins.dataset.lm1b import LM1B
-from lofw_plugins.dataset.python_source import PythonSource
-from lofw_plugins.dataset.tfds_datasets import CIFAR10, MNIST, FashionMNIST, ImageNet32
-from lofw_plugins.estimator import ES, PES, TBPTT
-from lofw_plugins.features.adafactor import AdafactorFeatures
-from lofw_plugins.magnitude.magnitudes import Constant, Exp
-from lofw_plugins.network.mlp import MLP
-from lofw_plugins.nominal.momentum import SGD, Adam, AdamAggMo, AggMo
-from lofw_plugins.optimizer.nqm_dense import DensePreconditioner
-from lofw_plugins.preconditioner.rms import RMS, Identity
-from lofw_plugins.preconditioner.stable import BiasCorrectedRMS, CenteredRMS, ClippedRMS, TensorLimitedRMS
 from lofw_plugins.pretrained import lofw_register_pretrained  # noqa: F401 - the hook of the shipped optimizers
-from lofw_plugins.task.conv import Conv
-from lofw_plugins.task.image_mlp import ImageMLP
-from lofw_plugins.task.lstm_lm import LSTMLM
-from lofw_plugins.task.nqm import NQMTask
-from lofw_plugins.task.resnet import ResNet
-from lofw_plugins.task.transformer_lm import TransformerLM
-
-COMPONENTS = {
-    "adafactor": AdafactorFeatures,
-    "sgd": SGD,
-    "aggmo": AggMo,
-    "adam": Adam,
-    "adam_aggmo": AdamAggMo,
-    "mlp": MLP,
-    "rms": RMS,
-    "identity": Identity,
-    "centered_rms": CenteredRMS,
-    "clipped_rms": ClippedRMS,
-    "tensor_limited_rms": TensorLimitedRMS,
-    "bias_corrected_rms": BiasCorrectedRMS,
-    "exp": Exp,
-    "constant": Constant,
-    "pes": PES,
-    "es": ES,
-    "tbptt": TBPTT,
-    "digits": Digits,
-    "mnist": MNIST,
-    "fashion_mnist": FashionMNIST,
-    "cifar10": CIFAR10,
-    "imagenet32": ImageNet32,
-    "lm1b": LM1B,
-    "python_source": PythonSource,
-    "image_mlp": ImageMLP,
-    "conv": Conv,
-    "resnet": ResNet,
-    "lstm_lm": LSTMLM,
-    "transformer_lm": TransformerLM,
-    "nqm": NQMTask,
-    "dense_preconditioner": DensePreconditioner,
-}
 
 
 @lofw.hookimpl
 def lofw_register_components(register):
+    from lofw_plugins.components import COMPONENTS  # imports JAX: only when the table is built
+
     for name, cls in COMPONENTS.items():
         register(name, cls)

@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from lofw.plugin_manager import DISABLE_AUTOLOAD_ENV, DISABLE_PLUGINS_ENV
+from lofw.entry_points import DISABLE_AUTOLOAD_ENV, DISABLE_PLUGINS_ENV
 
 MODULES = {
     "raises_at_import": "raise RuntimeError('boom at import')\n",

@@ -11,7 +11,8 @@ import argparse
 import dataclasses
 import json
 
-from lofw.plugin_manager import DISABLE_PLUGINS_ENV, broken_plugins, component_infos
+from lofw.entry_points import DISABLE_PLUGINS_ENV
+from lofw.plugin_manager import broken_plugins, component_infos
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
