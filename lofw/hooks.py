@@ -53,3 +53,15 @@ class LofwHookSpecs:
         ``lofw pretrained export`` (:mod:`lofw.pretrained_loader`); a package ships
         them as package data. Two plugins registering one name is an error.
         """
+
+    @hookspec
+    def lofw_register_torch_components(self, register: Callable[[str, str, type], None]) -> None:
+        """Register PyTorch implementations by calling ``register(kind, name, cls)``.
+
+        ``name`` is the registry name of the JAX component that ``cls``
+        implements in PyTorch for :mod:`lofw.torch` (``register("nominal",
+        "lion", TorchLion)``). This hook lives in entry-point group
+        ``lofw.torch`` (not ``lofw``), whose modules must not import JAX:
+        :mod:`lofw.torch` loads them without it. The contract of each kind is
+        in :mod:`lofw.torch.components`.
+        """

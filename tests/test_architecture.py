@@ -86,10 +86,11 @@ def test_no_module_imports_another_modules_private_name():
 
 
 def test_built_in_plugins_import_lofw_only_from_the_face():
+    """The faces: ``lofw``, and ``lofw.torch`` for the PyTorch implementations (plus ``lofw.nqm``'s maths)."""
     bad = []
     for name, path in _modules("lofw_plugins").items():
         for module, _, _ in _imports(path, name):
-            if module.startswith("lofw.") and module != "lofw.nqm":
+            if module.startswith("lofw.") and module not in ("lofw.nqm", "lofw.torch"):
                 bad.append(f"{path.relative_to(ROOT)}: {module}")
     assert not bad, f"import these from `lofw` (the face) instead: {bad}"
 
@@ -99,3 +100,44 @@ def test_the_plugin_folders_mirror_the_component_kinds():
     folders = {p.name for p in PACKAGES["lofw_plugins"].iterdir() if (p / "__init__.py").is_file()}
     assert kinds <= folders, f"plugins/ has no folder for kinds {sorted(kinds - folders)}"
     assert {p.stem for p in (ROOT / "lofw" / "interfaces").glob("*.py")} >= kinds
+
+
+#: The modules lofw.torch runs on: no JAX, and no lofw module that imports it.
+JAX_FREE = {"lofw", "lofw.version", "lofw.errors", "lofw.reading", "lofw.hooks", "lofw.entry_points", "lofw.portable"}
+JAX_LIBRARIES = {"jax", "jaxlib", "equinox", "optax", "jaxtyping"}
+
+
+def _third_party(path: Path) -> set[str]:
+    """Top-level names of everything the file imports at its top level."""
+    tree = ast.parse(path.read_text())
+    names = set()
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            names |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_the_pytorch_side_imports_no_jax():
+    """lofw.torch, lofw_plugins.torch and the lofw modules they use import neither JAX nor a module that does.
+
+    (``lofw/__init__.py`` loads its names lazily, so importing ``lofw`` is JAX-free; the plugins' package
+    ``lofw_plugins`` likewise.) tests/test_torch_optimizer.py checks the same at run time.
+    """
+    modules = {**_modules("lofw"), **_modules("lofw_plugins")}
+    checked = {n: p for n, p in modules.items()
+               if n in JAX_FREE or n.startswith(("lofw.torch", "lofw_plugins.torch"))
+               or n in ("lofw_plugins", "lofw_plugins.pretrained")}
+    bad = []
+    for name, path in checked.items():
+        jax_like = _third_party(path) & JAX_LIBRARIES
+        if jax_like:
+            bad.append(f"{path.relative_to(ROOT)} imports {sorted(jax_like)}")
+        for module, names, at_top in _imports(path, name):
+            if not at_top:
+                continue
+            targets = [module] + [f"{module}.{n}" for n in names if f"{module}.{n}" in modules]
+            if not any(t in checked for t in targets):
+                bad.append(f"{path.relative_to(ROOT)} imports {module}, which is not JAX-free")
+    assert not bad, bad

@@ -3,6 +3,7 @@
     lofw pretrained                     # table: name, recipe, task, horizon, results
     lofw pretrained --json              # every card, for tools
     lofw pretrained export runs/quickstart --variant star --name star   # from a finished grid cell
+    lofw pretrained export runs/my_run --format torch --out my_run.lofw  # any source, for lofw.torch
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from lofw.cli.plugins import format_table
 from lofw.errors import ConfigError
-from lofw.grid.export import export
+from lofw.grid.export import export, export_portable
 from lofw.pretrained_loader import read_card, registered
 from lofw.registry import load_registry
 from lofw.runtime.disk import check_writable
@@ -22,7 +23,13 @@ from lofw.runtime.disk import check_writable
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", nargs="?", choices=["list", "export"], default="list",
                         help="list (default) or export")
-    parser.add_argument("grid", nargs="?", metavar="GRID_DIR", help="export: the output folder of a finished `lofw ablate`")
+    parser.add_argument("grid", nargs="?", metavar="GRID_DIR",
+                        help="export: the output folder of a finished `lofw ablate`; with --format torch, any "
+                             "SOURCE of `lofw evaluate` (run folder, cell folder, pretrained:NAME, recipe) too")
+    parser.add_argument("--format", choices=["lofw", "torch"], default="lofw",
+                        help="export: lofw (default: a pretrained optimizer folder, params.eqx + card.json) or torch "
+                             "(one JAX-free file for lofw.torch, written to --out)")
+    parser.add_argument("--out", metavar="FILE", help="export --format torch: the file to write (e.g. NAME.lofw)")
     parser.add_argument("--json", action="store_true", help="list: print the cards as JSON")
     parser.add_argument("--cell", metavar="ID", help="export: the cell id")
     parser.add_argument("--variant", metavar="LABEL", help="export: the cell's variant label, e.g. recipe=star")
@@ -48,6 +55,16 @@ def _summary(card: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.action == "export" and args.format == "torch":
+        if not args.grid or not args.out:
+            raise ConfigError("export --format torch: give SOURCE and --out FILE")
+        registry = load_registry(args.registry) if args.registry else None
+        check_writable(Path(args.out).parent, "--out")
+        path = export_portable(args.grid, args.out, name=args.name, cell=args.cell, variant=args.variant,
+                               seed=args.seed, force=args.force, registry=registry)
+        print(f"exported {args.grid} for lofw.torch to {path} ({path.stat().st_size} bytes)")
+        print(f"use it: lofw.torch.load({str(path)!r}, model.parameters())")
+        return 0
     if args.action == "export":
         if not args.grid or not args.name:
             raise ConfigError("export: give GRID_DIR and --name (and --cell ID or --variant LABEL)")

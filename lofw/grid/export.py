@@ -1,7 +1,9 @@
-"""``lofw pretrained export``: a finished grid cell as a pretrained optimizer.
+"""``lofw pretrained export``: a finished grid cell as a pretrained optimizer; any optimizer for PyTorch.
 
-Writes ``params.eqx`` and ``card.json`` (:mod:`lofw.pretrained_loader`) from the
-cell's run, with the grid's evaluations of the cell as the card's results.
+:func:`export` writes ``params.eqx`` and ``card.json`` (:mod:`lofw.pretrained_loader`)
+from the cell's run, with the grid's evaluations of the cell as the card's
+results. :func:`export_portable` (``--format torch``) writes the JAX-free
+file of any source that :mod:`lofw.torch` reads.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ import jax
 
 from lofw.errors import ConfigError, choices
 from lofw.evaluation.evaluate import evaluate
-from lofw.evaluation.sources import load_run
+from lofw.evaluation.sources import load_run, resolve_source
+from lofw.export_portable import write_portable
 from lofw.grid.files import cell_dir, eval_dir, run_dir
 from lofw.meta.checkpoint import STATUS
 from lofw.meta.config import build_estimator, parse_meta_train_config
@@ -172,3 +175,45 @@ def export(
     shutil.rmtree(target / name, ignore_errors=True)
     scratch.rename(target / name)
     return target / name
+
+
+def export_portable(
+    source: str | Path,
+    out: str | Path,
+    *,
+    name: str | None = None,
+    cell: str | None = None,
+    variant: str | None = None,
+    seed: int | None = None,
+    force: bool = False,
+    registry: Registry | None = None,
+) -> Path:
+    """Write the portable file (:mod:`lofw.portable`, read by :mod:`lofw.torch`) of any source.
+
+    ``source`` is anything :func:`lofw.resolve_source` takes (a run folder, a
+    grid cell folder, ``pretrained:NAME``, a recipe name), or a grid's output
+    folder with ``cell`` or ``variant`` (and ``seed``). The card is the
+    pretrained optimizer's own, or one naming the source, its task and horizon.
+
+    Raises:
+        ConfigError: an unknown source or cell, an existing ``out`` without
+            ``force``, or an optimizer that is not a composed LearnedOptimizer.
+    """
+    registry = registry if registry is not None else load_registry()
+    out = Path(out)
+    if out.exists() and not force:
+        raise ConfigError(f"{out}: exists; give --force to replace it")
+    if cell is not None or variant is not None:
+        found = _find_cell(Path(source), cell, variant, seed)
+        source = cell_dir(Path(source), found["id"])
+    resolved = resolve_source(str(source), registry)
+    card = resolved.card or {
+        "name": name or resolved.label,
+        "source": str(source),
+        "kind": resolved.kind,
+        "task": resolved.task,
+        "horizon": resolved.horizon,
+    }
+    card = {**card, "name": name or card.get("name") or resolved.label, "lofw_version": __version__,
+            "exported": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    return write_portable(resolved.optimizer, out, card)
