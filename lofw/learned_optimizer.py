@@ -21,6 +21,8 @@ value, like the decay offsets: ``b1 = nominal_scale_init * exp(nominal_log_scale
 
 from __future__ import annotations
 
+from typing import Any, Callable
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -37,13 +39,37 @@ from lofw.interfaces.preconditioner import AbstractPreconditioner
 class LearnedOptimizerState(eqx.Module):
     """State of :class:`LearnedOptimizer`.
 
+    ``leaves`` has the parameters' own structure: where the parameters hold a
+    tensor, it holds that tensor's accumulator state
+    (``features.init_leaf(param)``; for the ``adafactor`` features an
+    ``AdafactorLeafState`` of momenta ``(n_momenta, *param.shape)``, second
+    moment ``param.shape`` and factored row/column statistics or a diagonal
+    EMA). Flattened, it gives the per-tensor states one after another in the
+    parameters' flattening order, the order of checkpoints written when
+    ``leaves`` was a tuple, so those still load.
+
+    ``optax.tree_utils.tree_map_params(tx, f, state)`` sees ``leaves`` as the
+    parameters' copy and ``step`` as a non-parameter field: a one-argument
+    ``f`` is applied to every array of every per-tensor state, ``step`` is
+    left alone or passed to ``transform_non_params``. With extra
+    parameter-shaped arguments (``*rest``, for example the parameters'
+    shardings), pass ``is_leaf=stop_at_leaf_states(opt, params)`` so that
+    ``f(leaf_state, *rest_leaves)`` receives each tensor's whole state and
+    returns a tree of the same structure::
+
+        def like_param(s, sharding):   # PartitionSpec(None, *spec) for the momenta, etc.
+            ...
+        shardings = optax.tree_utils.tree_map_params(
+            tx, like_param, state, param_shardings,
+            is_leaf=stop_at_leaf_states(opt, params), transform_non_params=lambda _: replicated)
+
     Attributes:
         leaves: the features' accumulator state of each parameter tensor, in
-            ``jax.tree_util`` flattening order of the parameters.
+            the parameters' pytree structure.
         step: number of updates done so far.
     """
 
-    leaves: tuple
+    leaves: PyTree
     step: Int[Array, ""]
 
 
@@ -151,10 +177,9 @@ class LearnedOptimizer(AbstractOptimizer):
         return self.nominal_scale_init * jnp.exp(self.nominal_log_scale)
 
     def init(self, params: Params) -> LearnedOptimizerState:
-        """Zero accumulators for ``params``."""
-        leaves = jax.tree_util.tree_leaves(params)
+        """Zero accumulators for ``params``, in their structure."""
         return LearnedOptimizerState(
-            leaves=tuple(self.features.init_leaf(p) for p in leaves),
+            leaves=jax.tree_util.tree_map(self.features.init_leaf, params),
             step=jnp.zeros((), jnp.int32),
         )
 
@@ -165,11 +190,13 @@ class LearnedOptimizer(AbstractOptimizer):
         grad_leaves, treedef = jax.tree_util.tree_flatten(grads)
         param_leaves = treedef.flatten_up_to(params)
         updates, new_leaves = [], []
-        for g, p, s in zip(grad_leaves, param_leaves, state.leaves):
+        for g, p, s in zip(grad_leaves, param_leaves, treedef.flatten_up_to(state.leaves)):
             new_s, u = self._update_leaf(g, p, s, state.step)
             updates.append(u)
             new_leaves.append(new_s)
-        new_state = LearnedOptimizerState(leaves=tuple(new_leaves), step=state.step + 1)
+        new_state = LearnedOptimizerState(
+            leaves=jax.tree_util.tree_unflatten(treedef, new_leaves), step=state.step + 1
+        )
         return jax.tree_util.tree_unflatten(treedef, updates), new_state
 
     def _update_leaf(self, grad, param, leaf_state, step):
@@ -192,6 +219,30 @@ class LearnedOptimizer(AbstractOptimizer):
             step_size = step_size + self.blackbox_scale * direction * magnitude
         return new_state, (-step_size).astype(dtype)
 
+
+def stop_at_leaf_states(opt: LearnedOptimizer, params: Params) -> Callable[[Any], bool]:
+    """An ``is_leaf`` that stops a tree map at the per-tensor states of ``opt.init(params)``.
+
+    For ``optax.tree_utils.tree_map_params(tx, f, state, *rest, is_leaf=...)``
+    with parameter-shaped ``rest``: ``f`` then receives one tensor's whole
+    accumulator state with that tensor's entries of ``rest``. A node stops the
+    map when its type and pytree structure are those of some per-tensor state
+    (computed from shapes only, with ``jax.eval_shape``).
+
+    Args:
+        opt: the learned optimizer whose state is mapped over.
+        params: the parameters (arrays or ``jax.ShapeDtypeStruct``) it was
+            initialised for.
+    """
+    treedef = jax.tree_util.tree_structure(params)
+    per_tensor = treedef.flatten_up_to(jax.eval_shape(opt.init, params).leaves)
+    types = {type(s) for s in per_tensor}
+    structures = {jax.tree_util.tree_structure(s) for s in per_tensor}
+
+    def is_leaf(x: Any) -> bool:
+        return type(x) in types and jax.tree_util.tree_structure(x) in structures
+
+    return is_leaf
 
 
 def meta_parameters(opt: eqx.Module) -> PyTree:

@@ -83,7 +83,7 @@ def test_blackbox_update_is_b3_direction_times_exp_magnitude():
     params = {"w": jax.random.normal(jax.random.PRNGKey(0), (4, 3))}
     grads = {"w": jax.random.normal(jax.random.PRNGKey(1), (4, 3))}
     state = opt.init(params)
-    _, _, feats = opt.features.update_leaf(grads["w"], params["w"], state.leaves[0], state.step)
+    _, _, feats = opt.features.update_leaf(grads["w"], params["w"], state.leaves["w"], state.step)
     heads = opt.network(feats)
     updates, _ = opt.update(grads, state, params)
     expected = -1e-3 * heads["direction"] * jnp.exp(1e-3 * heads["blackbox_magnitude"])
@@ -96,7 +96,7 @@ def test_star_blackbox_term_is_rms_preconditioned():
     params = {"w": jax.random.normal(jax.random.PRNGKey(0), (4, 3))}
     grads = {"w": jax.random.normal(jax.random.PRNGKey(1), (4, 3))}
     s = star.init(params)
-    _, stats, feats = star.features.update_leaf(grads["w"], params["w"], s.leaves[0], s.step)
+    _, stats, feats = star.features.update_leaf(grads["w"], params["w"], s.leaves["w"], s.step)
     heads = star.network(feats)
     nominal = 1e-3 * jnp.exp(1e-3 * heads["nominal_magnitude"]) * jnp.mean(stats.momentum, -1) / jnp.sqrt(stats.second_moment + 1e-6)
     blackbox = heads["direction"] * jnp.exp(1e-3 * heads["blackbox_magnitude"])
@@ -263,7 +263,7 @@ def test_zero_direction_head_makes_an_untrained_star_a_hyperparam_controller():
     params = {"w": jax.random.normal(jax.random.PRNGKey(0), (4, 3))}
     grads = {"w": jax.random.normal(jax.random.PRNGKey(1), (4, 3))}
     s = opt.init(params)
-    _, stats, feats = opt.features.update_leaf(grads["w"], params["w"], s.leaves[0], s.step)
+    _, stats, feats = opt.features.update_leaf(grads["w"], params["w"], s.leaves["w"], s.step)
     heads = opt.network(feats)
     assert np.all(np.asarray(heads["direction"]) == 0.0)
     assert np.any(np.asarray(heads["nominal_magnitude"]) != 0.0)   # the other heads are drawn as usual
@@ -271,3 +271,21 @@ def test_zero_direction_head_makes_an_untrained_star_a_hyperparam_controller():
     np.testing.assert_allclose(np.asarray(opt.update(grads, s, params)[0]["w"]), np.asarray(-nominal), rtol=1e-6)
     with pytest.raises(lofw.ConfigError, match="zero_heads names \\['dir'\\], which are not heads"):
         lofw.build({"extends": "star", "network": {"zero_heads": ["dir"]}})
+
+
+def test_a_state_saved_in_the_tuple_layout_loads_into_the_params_structured_one(tmp_path):
+    """Checkpoints written when ``leaves`` was a tuple, one entry per tensor in flattening order, still load."""
+    opt = lofw.build("star")
+    params = {"w": jnp.ones((8, 16)), "b": jnp.ones(16), "s": jnp.ones(())}
+    per_tensor = tuple(opt.features.init_leaf(p) for p in jax.tree_util.tree_leaves(params))   # b, s, w
+    arrays, structure = jax.tree_util.tree_flatten(per_tensor)
+    keys = jax.random.split(jax.random.PRNGKey(3), len(arrays))
+    per_tensor = jax.tree_util.tree_unflatten(structure, [jax.random.normal(k, a.shape) for k, a in zip(keys, arrays)])
+    old = lofw.LearnedOptimizerState(leaves=per_tensor, step=jnp.asarray(7, jnp.int32))
+    eqx.tree_serialise_leaves(tmp_path / "old.eqx", old)
+    new = eqx.tree_deserialise_leaves(tmp_path / "old.eqx", opt.init(params))
+    assert set(new.leaves) == {"w", "b", "s"} and int(new.step) == 7
+    for i, name in enumerate(("b", "s", "w")):
+        assert jax.tree_util.tree_structure(new.leaves[name]) == jax.tree_util.tree_structure(old.leaves[i])
+        for a, b in zip(jax.tree_util.tree_leaves(new.leaves[name]), jax.tree_util.tree_leaves(old.leaves[i])):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
