@@ -71,7 +71,14 @@ class DensePreconditioner(lofw.AbstractOptimizer):
         return self.P.shape[0]
 
     def init(self, params: Params) -> DensePreconditionerState:
-        self._flat(params, "params")
+        """The step counter; the state holds nothing per parameter.
+
+        A tree without arrays is not checked against ``dim``: it is what
+        ``optax.tree_utils.tree_map_params`` passes to find the parameters'
+        copies in a state (here none, so it leaves the state alone).
+        """
+        if jax.tree_util.tree_leaves(params):
+            self._flat(params, "params")
         return DensePreconditionerState(step=jnp.zeros((), jnp.int32))
 
     def update(self, grads: Params, state: DensePreconditionerState, params: Params):
