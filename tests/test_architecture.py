@@ -6,6 +6,7 @@ import ast
 from pathlib import Path
 
 import lofw
+import lofw.interfaces.kinds
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = {"lofw": ROOT / "lofw", "lofw_plugins": ROOT / "plugins"}
