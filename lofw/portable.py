@@ -26,6 +26,7 @@ import hashlib
 import io
 import json
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -103,7 +104,7 @@ def read_portable(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarra
         with zipfile.ZipFile(path) as archive:
             manifest = _manifest(path, archive)
             arrays = {name: _array(path, archive, name, entry) for name, entry in manifest["arrays"].items()}
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError) as e:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError) as e:
         raise ConfigError(f"{path}: not a readable lofw portable file (damaged or not a ZIP archive: {e})") from None
     hashes = {name: entry["sha256"] for name, entry in manifest["arrays"].items()}
     if fingerprint(manifest["optimizer"], hashes) != manifest.get("fingerprint"):
