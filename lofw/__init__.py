@@ -61,6 +61,7 @@ _FACE: dict[str, str] = {
     "load_registry": "lofw.registry",
     "meta_parameters": "lofw.learned_optimizer",
     "pretrained": "lofw.pretrained_loader",
+    "stop_at_leaf_states": "lofw.learned_optimizer",
     # meta-training
     "EstimatorConfig": "lofw.meta.config",
     "MetaTrainConfig": "lofw.meta.config",

@@ -26,7 +26,7 @@ RTOL = 1e-5
 #: ``clipped_rms`` clips each element at ``k * |mean of the momenta| * rsqrt(v + eps)``. Where the momenta
 #: cancel, their last-bit differences (each side accumulates its own state; XLA fuses the EMAs, likely into
 #: fused multiply-adds) reach the update through the bound, amplified by ``k`` and ``rsqrt``: measured worst
-#: 1.6e-5 (star_clipped) and 3.9e-5 (star_centered_clipped), so recipes with it are held to 1e-4.
+#: 1.3e-5 (star_clipped) and 2.1e-5 (star_centered_clipped), so recipes with it are held to 1e-4.
 RTOL_CLIPPED = 1e-4
 
 

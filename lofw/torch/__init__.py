@@ -26,9 +26,9 @@ except ImportError as e:  # pragma: no cover - the test environment has torch
 from lofw.torch.components import lookup, refresh, torch_components
 from lofw.torch.files import shipped
 from lofw.torch.optimizer import LearnedOptimizer
-from lofw.torch.stats import LeafStats
+from lofw.torch.stats import LeafFeatures, LeafStats
 
-__all__ = ["LeafStats", "LearnedOptimizer", "load", "lookup", "pretrained", "refresh", "shipped", "torch_components"]
+__all__ = ["LeafFeatures", "LeafStats", "LearnedOptimizer", "load", "lookup", "pretrained", "refresh", "shipped", "torch_components"]
 
 
 def pretrained(name: str, params: Iterable[Any], **kwargs: Any) -> LearnedOptimizer:

@@ -12,10 +12,11 @@ tensor at a time, in float32. The contract of each kind, mirroring
 
 - ``features``: ``init(param) -> dict[str, Tensor]`` (the accumulators of one
   tensor) and ``update(grad, param, state, step, loss) -> (state, LeafStats,
-  inputs)``, ``inputs`` of shape ``param.shape + (n_inputs,)``; ``loss`` is
-  the value of ``step(closure)``'s closure, or None.
+  LeafFeatures)`` (:mod:`lofw.torch.stats`); ``loss`` is the value of
+  ``step(closure)``'s closure, or None.
 - ``nominal``: ``direction(stats) -> Tensor``.
-- ``network``: ``heads`` (names) and ``__call__(inputs) -> {head: Tensor}``.
+- ``network``: ``heads`` (names) and ``__call__(features) -> {head: Tensor}``,
+  each head of the parameter's shape.
 - ``preconditioner``: ``apply(x, stats) -> Tensor``.
 - ``magnitude``: ``uses_head`` and ``__call__(head or None) -> Tensor``.
 """

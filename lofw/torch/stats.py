@@ -31,3 +31,27 @@ class LeafStats:
     second_moment: torch.Tensor
     step: int
     second_moment_decay: torch.Tensor | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class LeafFeatures:
+    """The network inputs of one tensor in factored form (the mirror of :class:`lofw.LeafFeatures`).
+
+    Element ``e``'s input is ``[channels[k][e] * scales[k] for k] + list(globals)``; a
+    network may fold ``scales`` and ``globals`` into its first layer and never build
+    the ``param.shape + (n_inputs,)`` tensor (:meth:`dense` builds it).
+
+    Attributes:
+        channels: per-element features, each broadcastable to the parameter's shape.
+        scales: ``(len(channels),)``, the per-tensor normalisation of each channel.
+        globals: ``(n_globals,)``, features shared by every element (not normalised).
+    """
+
+    channels: list[torch.Tensor]
+    scales: torch.Tensor
+    globals: torch.Tensor
+
+    def dense(self, shape: tuple[int, ...]) -> torch.Tensor:
+        """The materialised ``shape + (n_inputs,)`` input tensor."""
+        normalised = [torch.broadcast_to(c * s, shape) for c, s in zip(self.channels, self.scales)]
+        return torch.cat([torch.stack(normalised, dim=-1), self.globals.expand(*shape, len(self.globals))], dim=-1)

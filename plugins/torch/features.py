@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from lofw.torch import LeafStats
+from lofw.torch import LeafFeatures, LeafStats
 
 EPS_GSQ = 1e-30
 EPS_FACTOR = 1e-9
@@ -55,16 +55,12 @@ class AdafactorFeatures:
     def update(self, grad, param, state, step, loss=None):
         state = self._accumulate(grad, state)
         channels, squares = self._channels(grad, param, state)
-        sums = torch.stack([s.mean() for s in squares])
-        scales = torch.rsqrt(NORM_EPS + sums)
-        shape = grad.shape
-        inputs = torch.stack([torch.broadcast_to(c * s, shape) for c, s in zip(channels, scales)], dim=-1)
+        scales = torch.rsqrt(NORM_EPS + torch.stack([s.mean() for s in squares]))
         t = torch.tensor(float(step), dtype=torch.float32, device=grad.device)
-        step_features = torch.tanh(t / self.time_scales - 1.0)
-        inputs = torch.cat([inputs, step_features.expand(*shape, len(step_features))], dim=-1)
+        features = LeafFeatures(channels, scales, torch.tanh(t / self.time_scales - 1.0))
         stats = LeafStats(grad=grad, param=param, momentum=state["momentum"], second_moment=state["second_moment"],
                           step=step, second_moment_decay=self.beta_v)
-        return state, stats, inputs
+        return state, stats, features
 
     def _accumulate(self, grad, state):
         ndim = grad.dim()
