@@ -37,6 +37,7 @@ def namespace(tmp_path_factory):
     ns = {"my_batches": _digits_batches()}
     try:
         for i, block in enumerate(BLOCKS):
+            ns["my_batches"] = _digits_batches()  # each example trains on the data from the start
             exec(compile(block, f"README block {i + 1}", "exec"), ns)  # noqa: S102 - the README is ours
             ns[f"_after_{i + 1}"] = dict(ns)
     finally:
@@ -57,16 +58,26 @@ def test_the_pretrained_optimizer_trains_the_users_own_model(namespace):
     assert loss < 0.5 * math.log(10), loss
 
 
+def test_the_pytorch_example_trains_the_model(namespace):
+    import torch
+
+    ns = namespace["_after_2"]
+    x, y = next(_digits_batches(1, 1797))
+    with torch.no_grad():
+        loss = torch.nn.functional.cross_entropy(ns["model"](torch.as_tensor(x)), torch.as_tensor(y)).item()
+    assert loss < 0.5 * math.log(10), loss
+
+
 def test_the_composed_optimizers_have_the_stated_sizes(namespace):
     import lofw
 
-    assert lofw.count_meta_parameters(namespace["_after_2"]["opt"]) == 203
-    assert namespace["_after_2"]["params"]["w"].shape == (3, 2)
-    assert lofw.count_meta_parameters(namespace["_after_3"]["opt"]) == 193
+    assert lofw.count_meta_parameters(namespace["_after_3"]["opt"]) == 203
+    assert namespace["_after_3"]["params"]["w"].shape == (3, 2)
+    assert lofw.count_meta_parameters(namespace["_after_4"]["opt"]) == 193
 
 
 def test_the_readme_meta_training_learns_and_its_evaluation_has_no_warning(namespace):
-    result = namespace["_after_6"]["result"]
+    result = namespace["_after_7"]["result"]
     learned, adam = result.summary["optimizers"]["learned"], result.summary["optimizers"]["adam"]
     print(f"README example: learned final loss {learned['final_loss_mean']:.4g}, mean loss {learned['mean_loss']:.4g};"
           f" adam final {adam['final_loss_mean']:.4g}, mean {adam['mean_loss']:.4g}")
