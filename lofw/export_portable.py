@@ -21,8 +21,8 @@ from lofw.interfaces.optimizer import AbstractOptimizer
 from lofw.learned_optimizer import LearnedOptimizer
 from lofw.plugin_manager import component_infos
 from lofw.portable import portable_bytes
-from lofw.recipes import SLOTS
 from lofw.runtime.disk import atomic_write_bytes
+from lofw.slots import SLOTS
 
 
 def _component_name(module: eqx.Module, kind: str) -> str:

@@ -30,10 +30,11 @@ from jaxtyping import Array, Float, Int, PyTree
 
 from lofw.interfaces.features import AbstractFeatures
 from lofw.interfaces.magnitude import AbstractMagnitude
-from lofw.interfaces.network import BLACKBOX_MAGNITUDE, DIRECTION, NOMINAL_MAGNITUDE, AbstractNetwork
+from lofw.interfaces.network import AbstractNetwork
 from lofw.interfaces.nominal import AbstractNominalTerm
 from lofw.interfaces.optimizer import AbstractOptimizer, Params
 from lofw.interfaces.preconditioner import AbstractPreconditioner
+from lofw.slots import BLACKBOX_MAGNITUDE, DIRECTION, NOMINAL_MAGNITUDE, required_heads
 
 
 class LearnedOptimizerState(eqx.Module):
@@ -71,22 +72,6 @@ class LearnedOptimizerState(eqx.Module):
 
     leaves: PyTree
     step: Int[Array, ""]
-
-
-def required_heads(
-    nominal: AbstractNominalTerm | None,
-    nominal_magnitude: AbstractMagnitude | None,
-    blackbox_magnitude: AbstractMagnitude | None,
-) -> tuple[str, ...]:
-    """The network heads a combination of components reads, in a fixed order."""
-    heads = []
-    if blackbox_magnitude is not None:
-        heads.append(DIRECTION)
-        if blackbox_magnitude.uses_head:
-            heads.append(BLACKBOX_MAGNITUDE)
-    if nominal is not None and nominal_magnitude is not None and nominal_magnitude.uses_head:
-        heads.append(NOMINAL_MAGNITUDE)
-    return tuple(heads)
 
 
 class LearnedOptimizer(AbstractOptimizer):

@@ -17,19 +17,10 @@ from pydantic import ConfigDict
 
 from lofw.construct import construct
 from lofw.errors import ConfigError, choices
-from lofw.learned_optimizer import LearnedOptimizer, required_heads
+from lofw.learned_optimizer import LearnedOptimizer
 from lofw.plugin_manager import components
+from lofw.slots import SLOTS, required_heads
 from lofw.validation import format_validation_error
-
-#: slot of LearnedOptimizer -> component kind that fills it.
-SLOTS: dict[str, str] = {
-    "features": "features",
-    "nominal": "nominal",
-    "network": "network",
-    "preconditioner": "preconditioner",
-    "nominal_magnitude": "magnitude",
-    "blackbox_magnitude": "magnitude",
-}
 
 
 class ComponentConfig(pydantic.BaseModel):

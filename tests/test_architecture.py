@@ -104,7 +104,8 @@ def test_the_plugin_folders_mirror_the_component_kinds():
 
 
 #: The modules lofw.torch runs on: no JAX, and no lofw module that imports it.
-JAX_FREE = {"lofw", "lofw.version", "lofw.errors", "lofw.reading", "lofw.hooks", "lofw.entry_points", "lofw.portable"}
+JAX_FREE = {"lofw", "lofw.version", "lofw.errors", "lofw.reading", "lofw.hooks", "lofw.entry_points", "lofw.portable",
+            "lofw.slots"}
 JAX_LIBRARIES = {"jax", "jaxlib", "equinox", "optax", "jaxtyping"}
 
 

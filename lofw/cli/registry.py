@@ -6,8 +6,9 @@ import argparse
 import json
 
 from lofw.cli.plugins import format_table
-from lofw.recipes import SLOTS, resolve_recipe
+from lofw.recipes import resolve_recipe
 from lofw.registry import load_registry
+from lofw.slots import SLOTS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

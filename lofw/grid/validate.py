@@ -29,8 +29,9 @@ from lofw.grid.ood import resolve_eval_tasks
 from lofw.meta.config import MetaTrainConfig
 from lofw.plugin_manager import components
 from lofw.reading import read_yaml
-from lofw.recipes import SLOTS, component_names, parse_recipe, resolve_recipe
+from lofw.recipes import component_names, parse_recipe, resolve_recipe
 from lofw.registry import Registry, load_registry
+from lofw.slots import SLOTS
 from lofw.validation import format_validation_error, key_path, model_at, model_in
 
 

@@ -8,11 +8,7 @@ from equinox import AbstractVar
 from jaxtyping import Array, Float
 
 from lofw.interfaces.features import LeafFeatures
-
-#: Head names the learned optimizer asks networks for.
-DIRECTION = "direction"
-BLACKBOX_MAGNITUDE = "blackbox_magnitude"
-NOMINAL_MAGNITUDE = "nominal_magnitude"
+from lofw.slots import BLACKBOX_MAGNITUDE, DIRECTION, NOMINAL_MAGNITUDE  # noqa: F401 - the head names, named here too
 
 
 class AbstractNetwork(eqx.Module):

@@ -17,18 +17,8 @@ import numpy as np
 import torch
 
 from lofw.errors import ConfigError
+from lofw.slots import BLACKBOX_MAGNITUDE, DIRECTION, NOMINAL_MAGNITUDE, SLOTS, required_heads
 from lofw.torch.components import lookup
-
-#: slot -> component kind, as ``lofw.recipes.SLOTS`` (lofw.recipes imports JAX).
-SLOTS = {
-    "features": "features",
-    "nominal": "nominal",
-    "network": "network",
-    "preconditioner": "preconditioner",
-    "nominal_magnitude": "magnitude",
-    "blackbox_magnitude": "magnitude",
-}
-DIRECTION, BLACKBOX_MAGNITUDE, NOMINAL_MAGNITUDE = "direction", "blackbox_magnitude", "nominal_magnitude"
 
 
 def _to(value: Any, device: torch.device) -> Any:
@@ -102,19 +92,13 @@ class UpdateRule:
 
     def _check_heads(self) -> None:
         c = self.components
-        heads = []
-        if c["blackbox_magnitude"] is not None:
-            heads.append(DIRECTION)
-            if c["blackbox_magnitude"].uses_head:
-                heads.append(BLACKBOX_MAGNITUDE)
-        if c["nominal"] is not None and c["nominal_magnitude"] is not None and c["nominal_magnitude"].uses_head:
-            heads.append(NOMINAL_MAGNITUDE)
+        heads = required_heads(c["nominal"], c["nominal_magnitude"], c["blackbox_magnitude"])
         if c["features"] is None or (c["nominal"] is None and c["blackbox_magnitude"] is None):
             raise ConfigError("optimizer: needs features and a nominal or a blackbox term")
         missing = [h for h in heads if c["network"] is None or h not in c["network"].heads]
         if missing:
             raise ConfigError(f"optimizer: the components read the network heads {missing}, which the network lacks")
-        self.heads = tuple(heads)
+        self.heads = heads
 
     def init(self, param: torch.Tensor) -> dict[str, torch.Tensor]:
         """The float32 accumulators of one tensor, on its device."""
