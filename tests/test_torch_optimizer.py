@@ -11,6 +11,7 @@ import zipfile
 import pytest
 import torch
 
+import lofw
 import lofw.torch
 from lofw.errors import ConfigError, PluginError
 from lofw.portable import portable_bytes, read_portable
@@ -202,6 +203,51 @@ def test_a_component_without_a_torch_implementation_names_the_hook(tmp_path):
     path.write_bytes(portable_bytes(spec, arrays, {}))
     with pytest.raises(PluginError, match=r"nominal component 'lion'.*lofw_register_torch_components.*'lofw.torch'"):
         lofw.torch.load(path, _model().parameters())
+
+
+class _SignNominal:
+    """A third-party nominal term: the sign of the fastest momentum."""
+
+    calls = 0
+
+    def __init__(self, beta: float):
+        self.beta = beta
+
+    def direction(self, stats):
+        _SignNominal.calls += 1
+        return torch.sign(stats.momentum[0])
+
+
+class _SignPlugin:
+    @lofw.hookimpl
+    def lofw_register_torch_components(self, register):
+        register("nominal", "sign", _SignNominal)
+
+
+def test_a_plugin_registers_a_torch_implementation_of_its_own_component(tmp_path):
+    manifest, arrays = read_portable(lofw.torch.shipped()["hyperparam"])
+    spec = {**manifest["optimizer"], "nominal": {"component": "sign", "fields": {"beta": 0.5}}}
+    path = tmp_path / "sign.lofw"
+    path.write_bytes(portable_bytes(spec, arrays, {}))
+    pm = lofw.torch.get_plugin_manager()
+    pm.register(_SignPlugin(), name="sign-plugin")
+    lofw.torch.refresh()
+    try:
+        assert lofw.torch.torch_components("nominal")["sign"] is _SignNominal
+        model = _model()
+        opt = lofw.torch.load(path, model.parameters())
+        assert opt.rule.components["nominal"].beta == 0.5
+        before = [p.detach().clone() for p in model.parameters()]
+        _train(model, opt, 1)
+        assert _SignNominal.calls == 4
+        # hyperparam's update is b1 * exp(1e-3 * head) * direction: every element moves by b1, to 1%
+        b1 = float(opt.rule.nominal_scale)
+        steps = [torch.abs(a.detach() - b) for a, b in zip(model.parameters(), before)]
+        assert all(float(torch.max(torch.abs(s[s > 0] / b1 - 1))) < 0.01 for s in steps)
+    finally:
+        pm.unregister(name="sign-plugin")
+        lofw.torch.refresh()
+    assert "sign" not in lofw.torch.torch_components("nominal")
 
 
 def test_a_compiled_model_trains_with_the_optimizer():

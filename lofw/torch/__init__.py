@@ -23,12 +23,13 @@ try:
 except ImportError as e:  # pragma: no cover - the test environment has torch
     raise ImportError("lofw.torch needs PyTorch: pip install 'lofw[torch]'") from e
 
-from lofw.torch.components import lookup, refresh, torch_components
+from lofw.torch.components import get_plugin_manager, lookup, refresh, torch_components
 from lofw.torch.files import shipped
 from lofw.torch.optimizer import LearnedOptimizer
 from lofw.torch.stats import LeafFeatures, LeafStats
 
-__all__ = ["LeafFeatures", "LeafStats", "LearnedOptimizer", "load", "lookup", "pretrained", "refresh", "shipped", "torch_components"]
+__all__ = ["LeafFeatures", "LeafStats", "LearnedOptimizer", "get_plugin_manager", "load", "lookup", "pretrained",
+           "refresh", "shipped", "torch_components"]
 
 
 def pretrained(name: str, params: Iterable[Any], **kwargs: Any) -> LearnedOptimizer:

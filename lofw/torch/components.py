@@ -28,7 +28,7 @@ import functools
 
 import pluggy
 
-from lofw.entry_points import BrokenPlugin, load_entry_points
+from lofw.entry_points import BrokenPlugin, describe, load_entry_points
 from lofw.errors import PluginError, choices
 from lofw.hooks import PROJECT, LofwHookSpecs
 
@@ -49,10 +49,22 @@ class TorchComponent:
 
 
 @functools.cache
-def _table() -> tuple[dict[str, dict[str, TorchComponent]], tuple[BrokenPlugin, ...]]:
+def _loaded() -> tuple[pluggy.PluginManager, tuple[BrokenPlugin, ...]]:
     pm = pluggy.PluginManager(PROJECT)
     pm.add_hookspecs(LofwHookSpecs)
     _, broken = load_entry_points(pm, GROUP)
+    return pm, tuple(broken)
+
+
+def get_plugin_manager() -> pluggy.PluginManager:
+    """The manager of group ``lofw.torch``'s plugins; tests and notebooks may ``register`` more
+    plugin objects on it, then call :func:`refresh`."""
+    return _loaded()[0]
+
+
+@functools.cache
+def _table() -> tuple[dict[str, dict[str, TorchComponent]], tuple[BrokenPlugin, ...]]:
+    pm, broken = _loaded()
     table: dict[str, dict[str, TorchComponent]] = {kind: {} for kind in KINDS}
     for impl in pm.hook.lofw_register_torch_components.get_hookimpls():
         def register(kind: str, name: str, cls: type, _plugin: str = impl.plugin_name) -> None:
@@ -65,8 +77,14 @@ def _table() -> tuple[dict[str, dict[str, TorchComponent]], tuple[BrokenPlugin, 
                                   f"and by plugin {_plugin!r}; uninstall one of them")
             table[kind][name] = TorchComponent(kind, name, cls, _plugin)
 
-        impl.function(register=register)
-    return table, tuple(broken)
+        try:
+            impl.function(register=register)
+        except PluginError:
+            raise
+        except Exception as e:  # noqa: BLE001 - located here, one message
+            raise PluginError(f"plugin {impl.plugin_name!r} of group {GROUP!r}: its {HOOK} raised "
+                              f"{describe(e)}") from None
+    return table, broken
 
 
 def torch_components(kind: str) -> dict[str, type]:
@@ -90,5 +108,5 @@ def lookup(kind: str, name: str, slot: str) -> type:
 
 
 def refresh() -> None:
-    """Load the entry points again (after installing a plugin in this process)."""
+    """Rebuild the table (after registering a plugin object on :func:`get_plugin_manager`)."""
     _table.cache_clear()
