@@ -38,8 +38,6 @@ from lofw.reading import MAX_BYTES
 FORMAT = "lofw-portable"
 VERSION = 1
 MANIFEST = "optimizer.json"
-#: The suffix ``lofw pretrained export --format torch`` suggests.
-SUFFIX = ".lofw"
 #: An array of a portable file may be at most this large (the shipped optimizers hold ~200 numbers).
 MAX_ARRAY_BYTES = 64 * 2**20
 #: And the whole file at most this large.
