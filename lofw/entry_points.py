@@ -18,7 +18,7 @@ import pluggy
 #: Set to a non-empty value to load only lofw's own built-in plugins
 #: (hermetic runs, like pytest's ``PYTEST_DISABLE_PLUGIN_AUTOLOAD``).
 DISABLE_AUTOLOAD_ENV = "LOFW_DISABLE_PLUGIN_AUTOLOAD"
-#: Comma-separated entry-point names of group ``lofw`` not to load.
+#: Comma-separated entry-point names not to load (in every group lofw loads).
 DISABLE_PLUGINS_ENV = "LOFW_DISABLE_PLUGINS"
 #: The entry point (in each of lofw's groups) that registers the built-ins.
 BUILTIN_ENTRY_POINT = "builtins"

@@ -32,7 +32,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
-import json
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +42,7 @@ from lofw.builder import build_optimizer
 from lofw.errors import ConfigError, PluginError, choices
 from lofw.interfaces.optimizer import AbstractOptimizer
 from lofw.plugin_manager import call_registration, get_plugin_manager
+from lofw.portable import canonical
 from lofw.reading import read_json_file
 from lofw.registry import Registry, load_registry
 
@@ -61,13 +61,9 @@ class PretrainedInfo:
     plugin: str
 
 
-def _canonical(data: Any) -> str:
-    return json.dumps(data, sort_keys=True, separators=(",", ":"))
-
-
 def fingerprint(recipe: Any, params: bytes) -> str:
     """SHA-256 of the resolved recipe (canonical JSON) and the parameter bytes."""
-    digest = hashlib.sha256(_canonical(recipe).encode())
+    digest = hashlib.sha256(canonical(recipe).encode())
     digest.update(b"\0")
     digest.update(params)
     return digest.hexdigest()

@@ -93,8 +93,9 @@ class AdafactorFeatures:
             fac = torch.rsqrt(torch.clamp(diag + DIAG_EPS, min=DIAG_EPS))
             fac_g = [grad * fac[..., i] for i in range(k)]
             rsqrt_d = torch.rsqrt(diag + RMS_EPS)
-            fac_m = [m * rsqrt_d[..., i] for m, i in zip(moms, range(k))]
-            rsqrt_rows = rsqrt_cols = [torch.rsqrt(diag + FACTORED_RSQRT_EPS)[..., i] for i in range(k)]
+            fac_m = [m * rsqrt_d[..., i] for i, m in enumerate(moms)]
+            rsqrt_diag = torch.rsqrt(diag + FACTORED_RSQRT_EPS)
+            rsqrt_rows = rsqrt_cols = [rsqrt_diag[..., i] for i in range(k)]
         else:
             d1, d0 = dims
             row, col = s["row"], s["col"]

@@ -22,6 +22,7 @@ class Constant:
         if not value > 0:
             raise ValueError(f"a magnitude must be positive, got value={value}")
         self.value = float(value)
+        self._value = torch.tensor(self.value, dtype=torch.float32)  # 0-d: multiplies a tensor on any device
 
     def __call__(self, head):
-        return torch.tensor(self.value, dtype=torch.float32)
+        return self._value
