@@ -23,6 +23,7 @@ _FACE: dict[str, str] = {
     "AbstractDataset": "lofw.interfaces.dataset",
     "AbstractEstimator": "lofw.interfaces.estimator",
     "AbstractFeatures": "lofw.interfaces.features",
+    "AbstractHorizonSchedule": "lofw.interfaces.schedule",
     "AbstractMagnitude": "lofw.interfaces.magnitude",
     "AbstractNetwork": "lofw.interfaces.network",
     "AbstractNominalTerm": "lofw.interfaces.nominal",

@@ -7,8 +7,9 @@ A spec is either the name of an entry in the ``tasks:`` section of
 
 ``name`` is a registered ``task`` component, ``dataset`` (when the task takes
 one) is a registered ``dataset`` component given as a name or as
-``{name: ..., <arguments>}``, and every other key is a constructor argument
-of the task. Errors name the place (registry file and dotted key), the bad
+``{name: ..., <arguments>}``, ``task`` (when the task wraps another, as
+``reparam`` does) is a task spec of its own, built first, and every other key
+is a constructor argument of the task. Errors name the place (registry file and dotted key), the bad
 value and the valid choices.
 """
 
@@ -24,8 +25,8 @@ from lofw.plugin_manager import components
 from lofw.registry import Registry, load_registry
 
 
-def _takes_dataset(cls: type) -> bool:
-    return "dataset" in inspect.signature(cls).parameters
+def _takes(cls: type, argument: str) -> bool:
+    return argument in inspect.signature(cls).parameters
 
 
 def _component(kind: str, spec: Any, where: str) -> tuple[str, dict[str, Any]]:
@@ -91,7 +92,11 @@ def build_task(
     if name not in found:
         raise ConfigError(f"{where}: unknown task {name!r}; valid choices: {choices(found)}")
     context = {}
-    if _takes_dataset(found[name]):
+    if _takes(found[name], "task"):
+        if "task" not in kwargs:
+            raise ConfigError(f"{where}: task {name!r} wraps a task: give it `task` (a registry name or an inline task)")
+        context["task"] = build_task(kwargs.pop("task"), registry, f"{where}.task", check_only=check_only)
+    if _takes(found[name], "dataset"):
         if "dataset" not in kwargs:
             raise ConfigError(
                 f"{where}: task {name!r} needs a `dataset`; valid choices: {choices(components('dataset'))}"

@@ -15,7 +15,7 @@ from lofw_plugins.pretrained import lofw_register_pretrained  # noqa: F401 - the
 
 @lofw.hookimpl
 def lofw_register_components(register):
-    from lofw_plugins.components import COMPONENTS  # imports JAX: only when the table is built
+    from lofw_plugins.components import COMPONENTS, SCHEDULES  # imports JAX: only when the table is built
 
-    for name, cls in COMPONENTS.items():
+    for name, cls in (*COMPONENTS.items(), *SCHEDULES.items()):
         register(name, cls)

@@ -14,10 +14,15 @@ from lofw_plugins.nominal.momentum import SGD, Adam, AdamAggMo, AggMo
 from lofw_plugins.optimizer.nqm_dense import DensePreconditioner
 from lofw_plugins.preconditioner.rms import RMS, Identity
 from lofw_plugins.preconditioner.stable import BiasCorrectedRMS, CenteredRMS, ClippedRMS, TensorLimitedRMS
+from lofw_plugins.schedule.schedules import Constant as ConstantHorizon, LogUniform
 from lofw_plugins.task.conv import Conv
+from lofw_plugins.task.gradient_noise import GradientNoise
 from lofw_plugins.task.image_mlp import ImageMLP
+from lofw_plugins.task.init_scale import InitScale
 from lofw_plugins.task.lstm_lm import LSTMLM
 from lofw_plugins.task.nqm import NQMTask
+from lofw_plugins.task.random_quadratic import RandomQuadratic
+from lofw_plugins.task.reparam import Reparam
 from lofw_plugins.task.resnet import ResNet
 from lofw_plugins.task.transformer_lm import TransformerLM
 
@@ -52,5 +57,16 @@ COMPONENTS = {
     "lstm_lm": LSTMLM,
     "transformer_lm": TransformerLM,
     "nqm": NQMTask,
+    "reparam": Reparam,
+    "init_scale": InitScale,
+    "gradient_noise": GradientNoise,
+    "random_quadratic": RandomQuadratic,
     "dense_preconditioner": DensePreconditioner,
+}
+
+#: Horizon schedules (kind ``schedule``); a table of their own because
+#: ``constant`` is also a magnitude's name (names are unique within a kind).
+SCHEDULES = {
+    "constant": ConstantHorizon,
+    "log_uniform": LogUniform,
 }

@@ -32,10 +32,13 @@ from lofw.runtime.distributed import initialize, is_writer
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("recipe", nargs="?", help="recipe name in registry.yaml (default: star)")
     parser.add_argument("--config", help="YAML file with MetaTrainConfig keys (flags override it)")
-    parser.add_argument("--task", help="task name in registry.yaml (default: fmnist_mlp)")
+    parser.add_argument("--task", help="task or mixture name in registry.yaml, or a comma-separated list of task "
+                                       "names: a mixture of equal weights (default: fmnist_mlp)")
     parser.add_argument("--estimator", help="estimator preset or component: pes, es, tbptt (default: pes)")
     parser.add_argument("--steps", type=int, dest="meta_steps", help="meta-steps (default: 5000)")
     parser.add_argument("--horizon", type=int, help="inner steps per episode (default: 2000)")
+    parser.add_argument("--horizon-min", type=int, metavar="N",
+                        help="sample each episode's length log-uniformly in [N, --horizon] (horizon_schedule log_uniform)")
     parser.add_argument("--truncation", type=int, help="inner steps per meta-step (default: 50)")
     parser.add_argument("--particles", type=int, help="particles per meta-step (default: 8)")
     parser.add_argument("--std", type=float, help="perturbation std of pes/es (default: 0.01)")
@@ -73,6 +76,10 @@ def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
     for key in ("recipe", "task", "meta_steps", "horizon", "seed", "checkpoint_every"):
         if getattr(args, key) is not None:
             data[key] = getattr(args, key)
+    if args.task is not None and "," in args.task:
+        data["task"] = {"mixture": [{"task": name.strip()} for name in args.task.split(",")]}
+    if args.horizon_min is not None:
+        data["horizon_schedule"] = {"name": "log_uniform", "min": args.horizon_min}
     _merge_flags(data, "estimator", args, (("estimator", "name"), ("truncation", "truncation"),
                                            ("particles", "particles"), ("std", "std")), where=args.config)
     _merge_flags(data, "outer", args, (("lr", "lr"), ("weight_decay", "weight_decay")), where=args.config)
@@ -107,7 +114,8 @@ def run(args: argparse.Namespace) -> int:
     out = args.out
     if out is None:
         name = lambda x: x if isinstance(x, str) else "custom"
-        out = f"runs/{name(config.recipe)}-{name(config.task)}-{config.estimator.name}"
+        task = args.task.replace(",", "+") if args.task else name(config.task)
+        out = f"runs/{name(config.recipe)}-{task}-{config.estimator.name}"
 
     if is_writer():  # only process 0 writes; the other hosts need not see the folder
         check_writable(Path(out))

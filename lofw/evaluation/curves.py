@@ -18,7 +18,7 @@ from jaxtyping import Array, Float
 
 from lofw.evaluation.baselines import OptaxBaseline
 from lofw.interfaces.optimizer import AbstractOptimizer
-from lofw.interfaces.task import AbstractTask
+from lofw.interfaces.task import AbstractTask, draw_config
 from lofw.runtime.compile import compiled
 
 
@@ -27,10 +27,14 @@ def loss_curves(opt: AbstractOptimizer, task: AbstractTask, keys: Array, *, step
 
     ``vmap`` over the keys of a ``lax.scan`` over the steps; the loss at step
     t is the training loss of the pre-update parameters on that step's batch.
+    A task family draws each run's member from its init key, as meta-training
+    draws each episode's (:func:`lofw.interfaces.task.draw_config`).
     """
+    family = task
 
     def one_seed(key):
         k_init, k_data = jax.random.split(key)
+        task = family.configured(draw_config(family, k_init))
         params = task.init(k_init)
 
         def body(carry, k):

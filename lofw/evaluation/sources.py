@@ -21,6 +21,7 @@ from lofw.errors import ConfigError, choices
 from lofw.interfaces.optimizer import AbstractOptimizer
 from lofw.meta.checkpoint import CONFIG, has_checkpoint, load_checkpoint, read_checkpoint_header
 from lofw.meta.config import MetaTrainConfig, parse_meta_train_config
+from lofw.meta.mixture import evaluation_task
 from lofw.meta.training import setup_run
 from lofw.pretrained_loader import PREFIX, pretrained, read_card, registered
 from lofw.reading import read_json_file
@@ -115,7 +116,7 @@ def _folder_source(path: Path, registry: Registry) -> Source:
         seed = info.get("resolved", {}).get("meta_train", {}).get("seed")
         label = f"{info.get('variant', cell.name)}, seed={seed}" if seed is not None else cell.name
     header = read_checkpoint_header(run) or {}
-    return Source(label, optimizer, task=config.task, horizon=int(config.horizon),
+    return Source(label, optimizer, task=evaluation_task(config.task, registry), horizon=int(config.horizon),
                   ident=f"{run.resolve()}@{header.get('step')}", run_dir=run, kind="cell" if cell else "run")
 
 

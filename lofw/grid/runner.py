@@ -53,8 +53,9 @@ from lofw.grid.files import FINISHED, cell_dir, eval_dir, run_dir
 from lofw.grid.ood import ood_complete, run_ood
 from lofw.grid.validate import Cell, LoadedGrid
 from lofw.loggers import log_curves
+from lofw.meta.mixture import evaluation_task
 from lofw.meta.training import meta_train
-from lofw.registry import Registry
+from lofw.registry import Registry, load_registry
 from lofw.runtime.disk import read_json, read_jsonl, write_json
 from lofw.runtime.locks import FolderBusyError, folder_lock, lock_holder
 from lofw.runtime.workers import Job, run_workers
@@ -213,7 +214,8 @@ def _run_locked(cell: Cell, out: Path, folder: Path, registry, progress: bool, b
         result = meta_train(cell.config, out=run, registry=registry, progress=progress)
         if result.status != "finished":
             return "running"
-        source = Source(cell_label(cell), result.optimizer, task=result.config.task, horizon=result.config.horizon,
+        source = Source(cell_label(cell), result.optimizer, task=evaluation_task(result.config.task, registry or load_registry()),
+                        horizon=result.config.horizon,
                         run_dir=run, kind="cell")
         diverged = {}
         meta_ok = _finite_metrics(read_jsonl(run / "metrics.jsonl"))

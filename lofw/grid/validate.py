@@ -21,17 +21,19 @@ from typing import Any
 
 import pydantic
 
-from lofw.errors import ConfigError, choices
+from lofw.errors import ConfigError, choices, located
 from lofw.evaluation.baselines import parse_baseline
 from lofw.grid.config import EvalConfig, GridConfig
 from lofw.grid.expand import LABEL_KEY, SEED_KEY, CellSpec, axis_groups, cell_id, expand_grid
 from lofw.grid.ood import resolve_eval_tasks
-from lofw.meta.config import MetaTrainConfig
+from lofw.meta.config import LATER_FIELDS, MetaTrainConfig, build_estimator, resolve_config
+from lofw.meta.mixture import is_mixture, parse_mixture
 from lofw.plugin_manager import components
 from lofw.reading import read_yaml
 from lofw.recipes import component_names, parse_recipe, resolve_recipe
 from lofw.registry import Registry, load_registry
 from lofw.slots import SLOTS
+from lofw.tasks import build_task
 from lofw.validation import format_validation_error, key_path, model_at, model_in
 
 
@@ -318,6 +320,14 @@ def _check_recipe(config, grid, spec, source, registry) -> dict[str, Any]:
 def _check_task(config, grid, spec, source, registry) -> Any:
     where = f"{source}: {_origin(grid, spec, ('task',))}"
     task = config.task
+    if is_mixture(task, registry):  # every member checked, as meta-train will build it
+        try:
+            mixture = parse_mixture(task, registry)
+            for i, member in enumerate(mixture.members):
+                build_task(member.spec, registry, where=f"mixture[{i}].task", check_only=True)
+        except ConfigError as e:
+            raise located(e, where) from None
+        return registry.tasks[task] if isinstance(task, str) else task
     if isinstance(task, str):
         if task not in registry.tasks:
             raise ConfigError(f"{where}: unknown task {task!r}; valid choices: {choices(registry.tasks)}")
@@ -326,6 +336,10 @@ def _check_task(config, grid, spec, source, registry) -> Any:
     found = components("task")
     if name not in found:
         raise ConfigError(f"{where}: unknown task component {name!r}; valid choices: {choices(found)}")
+    try:  # its arguments, and the task a wrapper wraps
+        build_task(task, registry, where="task", check_only=True)
+    except ConfigError as e:
+        raise located(e, where) from None
     return task
 
 
@@ -335,3 +349,8 @@ def _check_estimator(config, grid, spec, source, registry) -> None:
     if name not in valid:
         where = f"{source}: {_origin(grid, spec, ('estimator', 'name'))}"
         raise ConfigError(f"{where}: unknown estimator {name!r}; valid choices: {choices(valid)}")
+    if config.horizon_schedule != LATER_FIELDS["horizon_schedule"]:
+        try:
+            build_estimator(resolve_config(config, registry), registry)
+        except ConfigError as e:
+            raise located(e, f"{source}: {_origin(grid, spec, ('horizon_schedule',))}") from None

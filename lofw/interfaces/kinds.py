@@ -10,6 +10,7 @@ from lofw.interfaces.network import AbstractNetwork
 from lofw.interfaces.nominal import AbstractNominalTerm
 from lofw.interfaces.optimizer import AbstractOptimizer
 from lofw.interfaces.preconditioner import AbstractPreconditioner
+from lofw.interfaces.schedule import AbstractHorizonSchedule
 from lofw.interfaces.task import AbstractTask
 
 #: kind name -> the abstract interface a component of that kind subclasses.
@@ -20,6 +21,7 @@ INTERFACES: dict[str, type] = {
     "preconditioner": AbstractPreconditioner,
     "magnitude": AbstractMagnitude,
     "estimator": AbstractEstimator,
+    "schedule": AbstractHorizonSchedule,
     "task": AbstractTask,
     "dataset": AbstractDataset,
     "optimizer": AbstractOptimizer,

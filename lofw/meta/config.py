@@ -11,6 +11,7 @@ AdamW with lr 1e-4 and clipping at 1.0; paper Appendix B)::
     outer: {lr: 1.0e-4, weight_decay: 0.0, clip: 1.0, clip_mode: value}
     meta_steps: 5000
     horizon: 2000
+    horizon_schedule: constant   # or {name: log_uniform, min: 100}: sampled episode lengths
     seed: 0
     checkpoint_every: 100
 
@@ -22,6 +23,7 @@ anything is traced.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 from typing import Any, Literal
 
@@ -37,6 +39,11 @@ from lofw.validation import format_validation_error
 #: run: a run folder may be resumed with different values of these (for
 #: example more ``meta_steps`` to continue training).
 NON_TRAJECTORY_FIELDS = ("meta_steps", "checkpoint_every")
+
+#: Fields added after runs were first fingerprinted, with the value every
+#: older run had: left out of the fingerprint at that value, so that older
+#: run folders (and grid cells) still resume.
+LATER_FIELDS = {"horizon_schedule": "constant"}
 
 
 class _Frozen(pydantic.BaseModel):
@@ -111,7 +118,13 @@ class MetaTrainConfig(_Frozen):
         meta_steps: number of outer updates.
         horizon: inner training steps of one episode (paper: 2000); the
             meta-loss is the mean normalised training loss over it. Must be
-            at least ``estimator.truncation``.
+            at least ``estimator.truncation``. With a sampled schedule, the
+            longest episode.
+        horizon_schedule: the length of each episode: a registered
+            ``schedule`` component, as a name or ``{name: ..., **arguments}``:
+            ``constant`` (every episode lasts ``horizon``, the paper's
+            protocol) or ``{name: log_uniform, min: 100}`` (lengths drawn
+            log-uniformly in ``[min, horizon]`` as each episode starts).
         seed: seeds the learned optimizer's initial weights, the particles'
             inner runs and the perturbations.
         checkpoint_every: save a checkpoint every this many meta-steps (and at
@@ -124,6 +137,7 @@ class MetaTrainConfig(_Frozen):
     outer: OuterConfig = OuterConfig()
     meta_steps: NonNegativeInt = 5000
     horizon: PositiveInt = 2000
+    horizon_schedule: str | dict[str, Any] = "constant"
     seed: int = 0
     checkpoint_every: PositiveInt = 100
 
@@ -144,6 +158,9 @@ class MetaTrainConfig(_Frozen):
         fingerprint it was started with.
         """
         data = self.model_dump(mode="json", exclude=set(NON_TRAJECTORY_FIELDS))
+        for name, value in LATER_FIELDS.items():
+            if data.get(name) == value:
+                del data[name]
         text = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -242,4 +259,29 @@ def build_estimator(config: MetaTrainConfig, registry: Any, where: str = "estima
     kwargs: dict[str, Any] = {"truncation": est.truncation, "particles": est.particles, **est.arguments}
     if est.std is not None:
         kwargs["std"] = est.std
-    return construct("estimator", component, kwargs, where, horizon=config.horizon)
+    if "schedule" in est.arguments:
+        raise ConfigError(f"{where}.arguments.schedule: set the run's `horizon_schedule` instead")
+    context: dict[str, Any] = {"horizon": config.horizon}
+    schedule_name, schedule = build_schedule(config.horizon_schedule)
+    if schedule_name != "constant":
+        if "schedule" not in inspect.signature(found[component]).parameters:
+            raise ConfigError(f"horizon_schedule: estimator {component!r} takes no horizon schedule "
+                              f"(it runs every episode for `horizon` steps); use `horizon_schedule: constant`")
+        try:
+            schedule.check(config.horizon, est.truncation)
+        except ValueError as e:
+            raise ConfigError(f"horizon_schedule: {schedule_name}: {e}") from None
+        context["schedule"] = schedule
+    return construct("estimator", component, kwargs, where, **context)
+
+
+def build_schedule(spec: str | dict[str, Any], where: str = "horizon_schedule") -> tuple[str, Any]:
+    """``(name, schedule)`` of a ``horizon_schedule`` value (a name or ``{name: ..., **arguments}``)."""
+    if isinstance(spec, str):
+        name, kwargs = spec, {}
+    else:
+        kwargs = dict(spec)
+        name = kwargs.pop("name", None)
+        if not isinstance(name, str):
+            raise ConfigError(f"{where}: missing `name`; valid schedules: {choices(components('schedule'))}")
+    return name, construct("schedule", name, kwargs, where)

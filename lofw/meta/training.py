@@ -78,6 +78,7 @@ from lofw.meta.checkpoint import (
     update_run_config,
 )
 from lofw.meta.config import MetaTrainConfig, build_estimator, parse_meta_train_config, resolve_config
+from lofw.meta.mixture import loss_scale, make_mixture_meta_step, parse_mixture
 from lofw.meta.outer import make_outer_optimizer, zero_nonfinite
 from lofw.plugin_manager import get_plugin_manager
 from lofw.registry import Registry, load_registry
@@ -248,7 +249,7 @@ def check_run_config(config: MetaTrainConfig | dict[str, Any], registry: Registr
     try:
         config = resolve_config(config, registry)
         build_estimator(config, registry)
-        build_task(config.task, registry, where="task" if isinstance(config.task, dict) else None, check_only=True)
+        _build_tasks(config, registry, check_only=True)
         build_optimizer(config.recipe, jax.random.PRNGKey(config.seed), registry)
     except ConfigError as e:
         raise located(e, where) from None
@@ -261,11 +262,30 @@ class Run:
 
     config: MetaTrainConfig
     static: Any
-    task: AbstractTask
+    task: AbstractTask | tuple[AbstractTask, ...]  # a tuple: the members of a mixture (lofw.meta.mixture)
     estimator: AbstractEstimator
     outer: optax.GradientTransformation
     initial_state: TrainingState
     meta_step: Callable
+    members: tuple[str, ...] = ()  # a mixture's member names
+    subset: int | None = None  # a mixture's members trained per meta-step (None: all)
+
+    @property
+    def particles_per_step(self) -> int:
+        """Particles (antithetic pairs) trained by one meta-step, over every member trained."""
+        return self.config.estimator.particles * (self.subset or len(self.members) or 1)
+
+
+def _build_tasks(config: MetaTrainConfig, registry: Registry, check_only: bool = False):
+    """``(task, None)`` of a single-task run, ``(members' tasks, Mixture)`` of a mixture."""
+    mixture = parse_mixture(config.task, registry)
+    if mixture is None:
+        where = "task" if isinstance(config.task, dict) else None
+        return build_task(config.task, registry, where=where, check_only=check_only), None
+    where = "task.mixture" if isinstance(config.task, dict) else f"tasks.{config.task}.mixture"
+    tasks = tuple(build_task(m.spec, registry, where=f"{where}[{i}].task", check_only=check_only)
+                  for i, m in enumerate(mixture.members))
+    return tasks, mixture
 
 
 def setup_run(config: MetaTrainConfig, registry: Registry) -> Run:
@@ -275,19 +295,28 @@ def setup_run(config: MetaTrainConfig, registry: Registry) -> Run:
     """
     config = resolve_config(config, registry)
     estimator = build_estimator(config, registry)
-    task = build_task(config.task, registry, where="task" if isinstance(config.task, dict) else None)
+    task, mixture = _build_tasks(config, registry)
     k_opt, k_est, k_run = jax.random.split(jax.random.PRNGKey(config.seed), 3)
     opt = build_optimizer(config.recipe, k_opt, registry)
     theta, static = eqx.partition(opt, eqx.is_inexact_array)
     outer = make_outer_optimizer(config.outer)
+    if mixture is None:
+        estimator_state = estimator.init(opt, task, k_est)
+        meta_step = cached_meta_step(estimator, config.outer, static)
+    else:
+        estimator_state = tuple(estimator.init(opt, t, jax.random.fold_in(k_est, i)) for i, t in enumerate(task))
+        scales = tuple(loss_scale(t, mixture.normalise) for t in task)
+        meta_step = make_mixture_meta_step(estimator, outer, static, mixture, scales, _diverged)
     state = TrainingState(
         theta=theta,
         outer_state=outer.init(theta),
-        estimator_state=estimator.init(opt, task, k_est),
+        estimator_state=estimator_state,
         key=k_run,
         step=jnp.zeros((), jnp.int32),
     )
-    return Run(config, static, task, estimator, outer, state, cached_meta_step(estimator, config.outer, static))
+    members = () if mixture is None else tuple(m.name for m in mixture.members)
+    return Run(config, static, task, estimator, outer, state, meta_step, members,
+               None if mixture is None else mixture.subset)
 
 
 _META_STEPS: dict[Any, Callable] = {}
@@ -351,6 +380,8 @@ def _to_host(metrics: dict[str, Any], step: int) -> dict[str, Any]:
     line: dict[str, Any] = {"step": step}
     for k, v in host.items():
         line[k] = int(v) if jnp.issubdtype(v.dtype, jnp.integer) else float(v)
+    for k in [k for k in line if k.startswith("meta_loss.") and math.isnan(line[k])]:
+        del line[k]  # a mixture's member that this meta-step did not train
     return line
 
 
@@ -400,7 +431,7 @@ def _loop(run: Run, state: TrainingState, metrics: list, run_dir: Path | None, p
     bar = tqdm(total=config.meta_steps, initial=start, disable=not progress, file=sys.stderr, unit="meta-step", dynamic_ncols=True)
     last_saved = start
     _status(run_dir, "running", start, config)
-    particles = config.estimator.particles
+    particles = run.particles_per_step
     streak = metrics[-1].get("dead_steps", 0) if metrics else 0
     try:
         with contextlib.ExitStack() as files:  # (the metrics file is closed before a handler below writes)
@@ -425,6 +456,7 @@ def _loop(run: Run, state: TrainingState, metrics: list, run_dir: Path | None, p
                     hook(run_dir=str(run_dir) if run_dir is not None else "", step=line["step"], metrics=dict(line))
                 elapsed = time.perf_counter() - t0
                 postfix = {"meta_loss": f"{line['meta_loss']:.4f}"}
+                postfix.update({k.split(".", 1)[1]: f"{v:.3f}" for k, v in line.items() if k.startswith("meta_loss.")})
                 if streak >= health.DEAD_STEPS:
                     postfix["dead_steps"] = streak
                 if line["step"] == start + 1:  # the first call of this process compiles

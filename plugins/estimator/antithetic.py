@@ -12,6 +12,7 @@ from jaxtyping import PRNGKeyArray, PyTree
 import lofw
 from lofw_plugins.estimator.truncated import (
     InnerState,
+    checked_schedule,
     fresh_inner_states,
     perturbed,
     resets_at_truncation_end,
@@ -43,19 +44,22 @@ class AbstractAntithetic(lofw.AbstractEstimator):
     horizon: int = eqx.field(static=True)
     std: float = eqx.field(static=True)
     stagger: bool = eqx.field(static=True)
+    schedule: lofw.AbstractHorizonSchedule | None = eqx.field(static=True)
 
     @property
     def unrolls_per_particle(self) -> int:
         """The + and - branch of each pair."""
         return 2
 
-    def __init__(self, truncation: int = 50, particles: int = 8, horizon: int = 2000, std: float = 0.01, stagger: bool = True):
+    def __init__(self, truncation: int = 50, particles: int = 8, horizon: int = 2000, std: float = 0.01,
+                 stagger: bool = True, schedule: lofw.AbstractHorizonSchedule | None = None):
         if truncation < 1 or particles < 1 or std <= 0:
             raise ValueError(f"need truncation >= 1, particles >= 1, std > 0; got {truncation}, {particles}, {std}")
         if horizon < truncation:
             raise ValueError(f"horizon ({horizon}) is shorter than the truncation ({truncation})")
         self.truncation, self.particles, self.horizon = int(truncation), int(particles), int(horizon)
         self.std, self.stagger = float(std), bool(stagger)
+        self.schedule = checked_schedule(schedule, self.horizon, self.truncation)
 
     @property
     def reset_at_end(self) -> bool:
@@ -70,7 +74,7 @@ class AbstractAntithetic(lofw.AbstractEstimator):
         theta = eqx.filter(opt, eqx.is_inexact_array)
         k_eps, k_data, k_fresh = jax.random.split(key, 3)
         eps = sample_perturbations(theta, k_eps, self.particles, self.std)
-        fresh = fresh_inner_states(opt, task, k_fresh, self.particles)
+        fresh = fresh_inner_states(opt, task, k_fresh, self.particles, self.schedule, self.horizon, self.truncation)
         return eps, fresh, step_keys(k_data, self.particles, self.truncation)
 
     def branch(self, opt: lofw.AbstractOptimizer, task: lofw.AbstractTask) -> Callable:

@@ -37,7 +37,8 @@ class ES(AbstractAntithetic):
     :class:`AbstractAntithetic`)."""
 
     def init(self, opt: lofw.AbstractOptimizer, task: lofw.AbstractTask, key: PRNGKeyArray) -> ESState:
-        return ESState(initial_inner_states(opt, task, key, self.particles, self.horizon, self.stagger, self.truncation))
+        return ESState(initial_inner_states(opt, task, key, self.particles, self.horizon, self.stagger, self.truncation,
+                                   self.schedule))
 
     def particle_gradients(
         self, opt: lofw.AbstractOptimizer, task: lofw.AbstractTask, state: ESState, key: PRNGKeyArray

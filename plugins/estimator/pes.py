@@ -72,7 +72,8 @@ class PES(AbstractAntithetic):
     (arguments: :class:`AbstractAntithetic`)."""
 
     def init(self, opt: lofw.AbstractOptimizer, task: lofw.AbstractTask, key: PRNGKeyArray) -> PESState:
-        states = initial_inner_states(opt, task, key, self.particles, self.horizon, self.stagger, self.truncation)
+        states = initial_inner_states(opt, task, key, self.particles, self.horizon, self.stagger, self.truncation,
+                                   self.schedule)
         theta = eqx.filter(opt, eqx.is_inexact_array)
         acc = jax.tree_util.tree_map(lambda t: jnp.zeros((self.particles,) + t.shape, t.dtype), theta)
         both = jax.tree_util.tree_map(lambda x: jnp.stack([x, x], axis=1), states)

@@ -26,6 +26,7 @@ import lofw
 from lofw import EstimatorOutput
 from lofw_plugins.estimator.truncated import (
     InnerState,
+    checked_schedule,
     fresh_inner_states,
     initial_inner_states,
     resets_at_truncation_end,
@@ -48,20 +49,24 @@ class TBPTT(lofw.AbstractEstimator):
         particles: independent inner runs averaged per meta-step.
         horizon: inner steps of an episode.
         stagger: staggered episode starts (as PES).
+        schedule: the length of each episode (as PES).
     """
 
     truncation: int = eqx.field(static=True)
     particles: int = eqx.field(static=True)
     horizon: int = eqx.field(static=True)
     stagger: bool = eqx.field(static=True)
+    schedule: lofw.AbstractHorizonSchedule | None = eqx.field(static=True)
 
-    def __init__(self, truncation: int = 50, particles: int = 8, horizon: int = 2000, stagger: bool = True):
+    def __init__(self, truncation: int = 50, particles: int = 8, horizon: int = 2000, stagger: bool = True,
+                 schedule: lofw.AbstractHorizonSchedule | None = None):
         if truncation < 1 or particles < 1:
             raise ValueError(f"need truncation >= 1 and particles >= 1; got {truncation}, {particles}")
         if horizon < truncation:
             raise ValueError(f"horizon ({horizon}) is shorter than the truncation ({truncation})")
         self.truncation, self.particles, self.horizon = int(truncation), int(particles), int(horizon)
         self.stagger = bool(stagger)
+        self.schedule = checked_schedule(schedule, self.horizon, self.truncation)
 
     @property
     def reset_at_end(self) -> bool:
@@ -69,14 +74,15 @@ class TBPTT(lofw.AbstractEstimator):
         return resets_at_truncation_end(self.horizon, self.truncation)
 
     def init(self, opt: lofw.AbstractOptimizer, task: lofw.AbstractTask, key: PRNGKeyArray) -> TBPTTState:
-        return TBPTTState(initial_inner_states(opt, task, key, self.particles, self.horizon, self.stagger, self.truncation))
+        return TBPTTState(initial_inner_states(opt, task, key, self.particles, self.horizon, self.stagger, self.truncation,
+                                   self.schedule))
 
     def particle_gradients(
         self, opt: lofw.AbstractOptimizer, task: lofw.AbstractTask, state: TBPTTState, key: PRNGKeyArray
     ) -> EstimatorOutput:
         theta, static = eqx.partition(opt, eqx.is_inexact_array)
         k_data, k_fresh = jax.random.split(key)
-        fresh = fresh_inner_states(opt, task, k_fresh, self.particles)
+        fresh = fresh_inner_states(opt, task, k_fresh, self.particles, self.schedule, self.horizon, self.truncation)
         keys = step_keys(k_data, self.particles, self.truncation)
 
         def particle(inner, keys_i, fresh_i):

@@ -27,6 +27,14 @@ of a truncation, and :func:`unroll` applies the reset once after the scan
 instead of selecting between the fresh and the current state (parameters
 and every accumulator) at every step. Results are identical to the per-step
 reset for such starts (``tests/test_estimators.py``).
+
+Task families and horizon schedules: each episode draws its task's
+configuration (:func:`lofw.interfaces.task.draw_config`, kept in
+``InnerState.config`` and applied with ``task.configured``) and, with a
+non-constant schedule, its own length (``InnerState.length``) when it
+starts. Both are None for a plain task and a constant horizon, so such an
+inner state has exactly the leaves it always had (and old checkpoints load).
+A schedule keeps every length a multiple of the truncation on the fast path.
 """
 
 from __future__ import annotations
@@ -38,7 +46,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray, PyTree
 
-from lofw import AbstractOptimizer, AbstractTask
+from lofw import AbstractHorizonSchedule, AbstractOptimizer, AbstractTask
+from lofw.interfaces.task import draw_config
 
 
 class InnerState(eqx.Module):
@@ -47,25 +56,53 @@ class InnerState(eqx.Module):
     Attributes:
         params: the task parameters.
         opt_state: the optimizer's state.
-        step: training steps done in the current episode (in ``[0, horizon)``).
+        step: training steps done in the current episode (in ``[0, length)``).
+        config: the episode's task configuration (None for a plain task).
+        length: the episode's length (None: the estimator's ``horizon``).
     """
 
     params: PyTree
     opt_state: Any
     step: Int[Array, ""]
+    config: PyTree = None
+    length: Int[Array, ""] | None = None
 
 
-def fresh_inner_state(opt: AbstractOptimizer, task: AbstractTask, key: PRNGKeyArray) -> InnerState:
-    """Fresh task parameters, a fresh optimizer state, episode step 0."""
-    params = task.init(key)
-    return InnerState(params=params, opt_state=opt.init(params), step=jnp.zeros((), jnp.int32))
+#: ``fold_in`` data of an episode's length key, drawn from its init key.
+LENGTH_STREAM = 0x1E7
+
+
+def fresh_inner_state(
+    opt: AbstractOptimizer,
+    task: AbstractTask,
+    key: PRNGKeyArray,
+    schedule: AbstractHorizonSchedule | None = None,
+    horizon: int = 0,
+    truncation: int = 1,
+) -> InnerState:
+    """A fresh episode: its task configuration, parameters, optimizer state,
+    length (from ``schedule``; None without one) and step 0."""
+    config = draw_config(task, key)
+    params = task.configured(config).init(key)
+    length = None
+    if schedule is not None:
+        length = schedule.sample(jax.random.fold_in(key, LENGTH_STREAM), horizon, truncation)
+    return InnerState(params=params, opt_state=opt.init(params), step=jnp.zeros((), jnp.int32),
+                      config=config, length=length)
 
 
 def fresh_inner_states(
-    opt: AbstractOptimizer, task: AbstractTask, key: PRNGKeyArray, particles: int
+    opt: AbstractOptimizer,
+    task: AbstractTask,
+    key: PRNGKeyArray,
+    particles: int,
+    schedule: AbstractHorizonSchedule | None = None,
+    horizon: int = 0,
+    truncation: int = 1,
 ) -> InnerState:
     """``particles`` fresh states, stacked on a leading particle axis."""
-    return jax.vmap(fresh_inner_state, in_axes=(None, None, 0))(opt, task, jax.random.split(key, particles))
+    return jax.vmap(fresh_inner_state, in_axes=(None, None, 0, None, None, None))(
+        opt, task, jax.random.split(key, particles), schedule, horizon, truncation)
 
 
 def initial_inner_states(
@@ -76,6 +113,7 @@ def initial_inner_states(
     horizon: int,
     stagger: bool,
     truncation: int = 1,
+    schedule: AbstractHorizonSchedule | None = None,
 ) -> InnerState:
     """Fresh states for every particle, with staggered episode counters.
 
@@ -84,18 +122,26 @@ def initial_inner_states(
     fresh, so its first episode is shorter), so that the particles' resets
     are spread over the horizon (star_spec 3.2, ``random_initial_iteration_offset``).
     ``u_i`` is uniform over ``{0, ..., horizon - 1}``, or over the multiples
-    of ``truncation`` when :func:`resets_at_truncation_end` (module docstring).
+    of ``truncation`` when :func:`resets_at_truncation_end` (module docstring);
+    with a schedule, over the same values below the particle's own episode length.
     """
     k_init, k_offset = jax.random.split(key)
-    states = fresh_inner_states(opt, task, k_init, particles)
+    states = fresh_inner_states(opt, task, k_init, particles, schedule, horizon, truncation)
     if stagger:
-        if resets_at_truncation_end(horizon, truncation):
-            phases = jax.random.randint(k_offset, (particles,), 0, horizon // truncation, dtype=jnp.int32)
-            offsets = phases * truncation
-        else:
-            offsets = jax.random.randint(k_offset, (particles,), 0, horizon, dtype=jnp.int32)
+        grid = truncation if resets_at_truncation_end(horizon, truncation) else 1
+        top = horizon if states.length is None else states.length
+        offsets = jax.random.randint(k_offset, (particles,), 0, top // grid, dtype=jnp.int32) * grid
         states = eqx.tree_at(lambda s: s.step, states, offsets)
     return states
+
+
+def checked_schedule(
+    schedule: AbstractHorizonSchedule | None, horizon: int, truncation: int
+) -> AbstractHorizonSchedule | None:
+    """``schedule`` after its ``check`` (``ValueError`` when it cannot run with this horizon and truncation)."""
+    if schedule is not None:
+        schedule.check(horizon, truncation)
+    return schedule
 
 
 def resets_at_truncation_end(horizon: int, truncation: int) -> bool:
@@ -119,13 +165,14 @@ def inner_step(
 
     With ``fresh=None`` the step does not reset (the caller does, see :func:`unroll`).
     """
+    task = task.configured(state.config)
     batch = task.sample_batch(key, "train")
     loss, grads = jax.value_and_grad(task.loss)(state.params, batch)
     updates, opt_state = opt.update(grads, state.opt_state, state.params)
     params = jax.tree_util.tree_map(lambda p, u: p + u.astype(p.dtype), state.params, updates)
     step = state.step + 1
-    done = step >= horizon
-    new_state = InnerState(params, opt_state, step)
+    done = step >= (horizon if state.length is None else state.length)
+    new_state = InnerState(params, opt_state, step, state.config, state.length)
     if fresh is not None:
         new_state = reset_where(done, fresh, new_state)
     return new_state, task.normalizer(loss), done
@@ -137,6 +184,8 @@ def reset_where(done: Bool[Array, ""], fresh: InnerState, state: InnerState) -> 
         params=_select(done, fresh.params, state.params),
         opt_state=_select(done, fresh.opt_state, state.opt_state),
         step=jnp.where(done, 0, state.step),
+        config=_select(done, fresh.config, state.config),
+        length=_select(done, fresh.length, state.length),
     )
 
 

@@ -1,0 +1,5 @@
+"""Horizon schedules: the length of each meta-training episode."""
+
+from lofw_plugins.schedule.schedules import Constant, LogUniform
+
+__all__ = ["Constant", "LogUniform"]
