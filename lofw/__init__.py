@@ -37,6 +37,7 @@ _FACE: dict[str, str] = {
     "Params": "lofw.interfaces.optimizer",
     "SPLITS": "lofw.interfaces.dataset",
     "as_optax": "lofw.interfaces.optimizer",
+    "draw_config": "lofw.interfaces.task",
     # errors
     "ConfigError": "lofw.errors",
     "LofwError": "lofw.errors",

@@ -46,8 +46,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray, PyTree
 
-from lofw import AbstractHorizonSchedule, AbstractOptimizer, AbstractTask
-from lofw.interfaces.task import draw_config
+from lofw import AbstractHorizonSchedule, AbstractOptimizer, AbstractTask, draw_config
 
 
 class InnerState(eqx.Module):
