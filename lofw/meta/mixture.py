@@ -48,6 +48,7 @@ import optax
 from lofw.errors import ConfigError, choices
 from lofw.interfaces.estimator import AbstractEstimator
 from lofw.interfaces.task import AbstractTask
+from lofw.meta.checkpoint import TrainingState
 from lofw.meta.outer import zero_nonfinite
 from lofw.runtime.compile import compiler_options
 
@@ -159,8 +160,6 @@ def make_mixture_meta_step(
     ``meta_step(state, tasks)`` with ``state.estimator_state`` a tuple of
     the members' estimator states and ``tasks`` the members' tasks.
     """
-    from lofw.meta.checkpoint import TrainingState
-
     names, weights = [m.name for m in mixture.members], jnp.asarray(mixture.weights, jnp.float32)
     k = len(names)
 

@@ -15,23 +15,16 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
 import lofw
-from lofw_plugins.task.wrapper import AbstractTaskWrapper, log_uniform
+from lofw_plugins.task.wrapper import AbstractFamilyMember, AbstractTaskWrapper, log_uniform
 
 
-class ScaledInit(AbstractTaskWrapper):
+class ScaledInit(AbstractFamilyMember):
     """One member: ``task`` started from ``scale * p_0``."""
 
     scale: Float[Array, ""]
 
     def init(self, key: PRNGKeyArray) -> PyTree:
         return jax.tree_util.tree_map(lambda p: p * self.scale.astype(p.dtype), self.task.init(key))
-
-    def sample_config(self, key: PRNGKeyArray) -> None:
-        del key
-
-    def configured(self, config: None) -> lofw.AbstractTask:
-        del config
-        return self
 
 
 class InitScale(AbstractTaskWrapper):

@@ -30,12 +30,12 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
 import lofw
-from lofw_plugins.task.wrapper import AbstractTaskWrapper, log_uniform
+from lofw_plugins.task.wrapper import AbstractFamilyMember, AbstractTaskWrapper, log_uniform
 
 LEVELS = ("none", "global", "tensor", "parameter")
 
 
-class Reparameterised(AbstractTaskWrapper):
+class Reparameterised(AbstractFamilyMember):
     """One member of the family: ``task`` trained in ``q = p / scales``."""
 
     scales: PyTree
@@ -49,13 +49,6 @@ class Reparameterised(AbstractTaskWrapper):
     def original(self, params: PyTree) -> PyTree:
         """The wrapped task's parameters ``p = scales * q``."""
         return jax.tree_util.tree_map(lambda q, s: q * s.astype(q.dtype), params, self.scales)
-
-    def sample_config(self, key: PRNGKeyArray) -> None:
-        del key
-
-    def configured(self, config: None) -> lofw.AbstractTask:
-        del config
-        return self
 
 
 class Reparam(AbstractTaskWrapper):

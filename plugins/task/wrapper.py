@@ -56,6 +56,18 @@ class AbstractTaskWrapper(lofw.AbstractTask):
         return eqx.tree_at(lambda w: w.task, self, self.task.configured(config))
 
 
+class AbstractFamilyMember(AbstractTaskWrapper):
+    """One member of a wrapper family: a plain task again (no configuration of
+    its own; the wrapped member was configured when it was built)."""
+
+    def sample_config(self, key: PRNGKeyArray) -> None:
+        del key
+
+    def configured(self, config: None) -> lofw.AbstractTask:
+        del config
+        return self
+
+
 def log_uniform(key: PRNGKeyArray, shape: tuple[int, ...], low: float, high: float) -> Float[Array, ...]:
     """``exp(U(ln low, ln high))`` of ``shape``."""
     return jnp.exp(jax.random.uniform(key, shape, jnp.float32, math.log(low), math.log(high)))
