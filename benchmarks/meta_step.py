@@ -44,8 +44,8 @@ import numpy as np
 import lofw
 from lofw.meta.checkpoint import TrainingState
 from lofw.meta.config import OuterConfig
+from lofw.meta.meta_step import make_meta_step
 from lofw.meta.outer import make_outer_optimizer
-from lofw.meta.training import make_meta_step
 from lofw_plugins.dataset.image_dataset import AbstractImageDataset
 from lofw_plugins.estimator import ES, PES, TBPTT
 from lofw_plugins.task.image_mlp import ImageMLP

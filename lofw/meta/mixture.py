@@ -49,7 +49,7 @@ from lofw.errors import ConfigError, choices
 from lofw.interfaces.estimator import AbstractEstimator
 from lofw.interfaces.task import AbstractTask
 from lofw.meta.checkpoint import TrainingState
-from lofw.meta.outer import zero_nonfinite
+from lofw.meta.meta_step import diverged_particles, outer_step
 from lofw.runtime.compile import compiler_options
 
 MIXTURE = "mixture"
@@ -153,7 +153,7 @@ def loss_scale(task: AbstractTask, normalise: str) -> float:
 
 def make_mixture_meta_step(
     estimator: AbstractEstimator, outer: optax.GradientTransformation, static: Any, mixture: Mixture,
-    scales: tuple[float, ...], diverged: Any,
+    scales: tuple[float, ...],
 ):
     """The meta-step of a mixture, one compiled function (module docstring).
 
@@ -183,7 +183,7 @@ def make_mixture_meta_step(
                 g, out = estimator.estimate(opt, task, est_state, jax.random.fold_in(k_members, i))
                 g = jax.tree_util.tree_map(lambda x: x / scales[i], g)
                 return (g, out.state, jnp.mean(out.meta_loss) / scales[i], jnp.sum(out.resets),
-                        diverged(out.meta_loss, task.max_meta_loss).astype(jnp.float32))
+                        diverged_particles(out.meta_loss, task.max_meta_loss).astype(jnp.float32))
 
             def skip(est_state):
                 return zero, est_state, jnp.float32(jnp.nan), jnp.zeros(()), jnp.zeros(())
@@ -196,16 +196,14 @@ def make_mixture_meta_step(
             resets, dead = resets + r, dead + d
             states.append(s)
             metrics[f"meta_loss.{names[i]}"] = loss
-        grad, n_nan = zero_nonfinite(grad)
-        updates, outer_state = outer.update(grad, state.outer_state, state.theta)
-        theta = optax.apply_updates(state.theta, updates)
+        theta, outer_state, update_metrics = outer_step(outer, state, grad)
         metrics = {
             "meta_loss": losses,
-            "grad_norm": optax.tree.norm(grad),
-            "nan_grads": n_nan,
+            "grad_norm": update_metrics["grad_norm"],
+            "nan_grads": update_metrics["nan_grads"],
             "resets": resets.astype(jnp.int32),
             "diverged": dead.astype(jnp.int32),
-            "theta_norm": optax.tree.norm(theta),
+            "theta_norm": update_metrics["theta_norm"],
             **metrics,
         }
         return TrainingState(theta, outer_state, tuple(states), state.key, state.step + 1), metrics

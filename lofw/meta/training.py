@@ -2,7 +2,7 @@
 
 One meta-step (every particle, both antithetic branches, the whole
 truncation, the outer clip + AdamW update) is one ``eqx.filter_jit``
-function, :func:`make_meta_step`. The host loop around it draws nothing
+function, :func:`lofw.meta.meta_step.make_meta_step`. The host loop around it draws nothing
 random itself (the key of step ``n`` is ``fold_in(run_key, n)``), appends the
 returned metrics to ``metrics.jsonl``, calls the ``lofw_log_metrics`` hook,
 updates the progress bar and writes checkpoints.
@@ -78,12 +78,12 @@ from lofw.meta.checkpoint import (
     update_run_config,
 )
 from lofw.meta.config import MetaTrainConfig, build_estimator, parse_meta_train_config, resolve_config
+from lofw.meta.meta_step import cached_meta_step
 from lofw.meta.mixture import loss_scale, make_mixture_meta_step, parse_mixture
-from lofw.meta.outer import make_outer_optimizer, zero_nonfinite
+from lofw.meta.outer import make_outer_optimizer
 from lofw.plugin_manager import get_plugin_manager
 from lofw.registry import Registry, load_registry
 from lofw.runtime import distributed
-from lofw.runtime.compile import compiler_options
 from lofw.runtime.disk import write_failed, write_json
 from lofw.runtime.locks import folder_lock
 from lofw.tasks import build_task
@@ -306,7 +306,7 @@ def setup_run(config: MetaTrainConfig, registry: Registry) -> Run:
     else:
         estimator_state = tuple(estimator.init(opt, t, jax.random.fold_in(k_est, i)) for i, t in enumerate(task))
         scales = tuple(loss_scale(t, mixture.normalise) for t in task)
-        meta_step = make_mixture_meta_step(estimator, outer, static, mixture, scales, _diverged)
+        meta_step = make_mixture_meta_step(estimator, outer, static, mixture, scales)
     state = TrainingState(
         theta=theta,
         outer_state=outer.init(theta),
@@ -317,62 +317,6 @@ def setup_run(config: MetaTrainConfig, registry: Registry) -> Run:
     members = () if mixture is None else tuple(m.name for m in mixture.members)
     return Run(config, static, task, estimator, outer, state, meta_step, members,
                None if mixture is None else mixture.subset)
-
-
-_META_STEPS: dict[Any, Callable] = {}
-
-
-def cached_meta_step(estimator: AbstractEstimator, outer_config: Any, static: Any) -> Callable:
-    """:func:`make_meta_step` memoised on its configuration, so that runs of
-    one configuration in one process (a resumed run, a grid's seeds) share
-    one compiled function instead of compiling it again."""
-    try:
-        key = (estimator, outer_config, static)
-        hash(key)
-    except TypeError:
-        return make_meta_step(estimator, make_outer_optimizer(outer_config), static)
-    if key not in _META_STEPS:
-        _META_STEPS[key] = make_meta_step(estimator, make_outer_optimizer(outer_config), static)
-    return _META_STEPS[key]
-
-
-def make_meta_step(estimator: AbstractEstimator, outer: optax.GradientTransformation, static: Any) -> Callable:
-    """The whole meta-step as ONE compiled function.
-
-    ``meta_step(state, task) -> (state, metrics)``: the estimate over every
-    particle and both antithetic branches for the full truncation, non-finite
-    entries zeroed and counted, then clip + AdamW. The key of the step is
-    ``fold_in(state.key, state.step)``, so the step is a pure function of
-    ``state`` (this is what makes a resumed run bit-identical).
-    """
-
-    @eqx.filter_jit(compiler_options=compiler_options())
-    def meta_step(state: TrainingState, task: AbstractTask):
-        opt = eqx.combine(state.theta, static)
-        key = jax.random.fold_in(state.key, state.step)
-        grad, out = estimator.estimate(opt, task, state.estimator_state, key)
-        grad, n_nan = zero_nonfinite(grad)
-        updates, outer_state = outer.update(grad, state.outer_state, state.theta)
-        theta = optax.apply_updates(state.theta, updates)
-        metrics = {
-            "meta_loss": jnp.mean(out.meta_loss),
-            "grad_norm": optax.tree.norm(grad),
-            "nan_grads": n_nan,
-            "resets": jnp.sum(out.resets).astype(jnp.int32),
-            "diverged": _diverged(out.meta_loss, task.max_meta_loss),
-            "theta_norm": optax.tree.norm(theta),
-        }
-        new_state = TrainingState(theta, outer_state, out.state, state.key, state.step + 1)
-        return new_state, metrics
-
-    return meta_step
-
-
-def _diverged(meta_loss: jax.Array, largest: float) -> jax.Array:
-    """Particles whose truncation sat at the largest meta-loss (non-finite where it is unbounded)."""
-    if math.isfinite(largest):
-        return jnp.sum(meta_loss >= largest * (1 - 1e-6)).astype(jnp.int32)
-    return jnp.sum(~jnp.isfinite(meta_loss)).astype(jnp.int32)
 
 
 def _to_host(metrics: dict[str, Any], step: int) -> dict[str, Any]:

@@ -55,14 +55,18 @@ class LogUniform(lofw.AbstractHorizonSchedule):
             raise ValueError(f"min ({min}) exceeds max ({max})")
         self.min, self.max = int(min), None if max is None else int(max)
 
+    def longest(self, horizon: int) -> int:
+        """The longest episode before rounding: ``max``, or the run's horizon."""
+        return horizon if self.max is None else self.max
+
     def bounds(self, horizon: int, truncation: int) -> tuple[int, int]:
         """The smallest and largest length, in multiples of the step grid."""
         grid = _grid(horizon, truncation)
-        top = horizon if self.max is None else self.max
+        top = self.longest(horizon)
         return math.ceil(self.min / grid) * grid, (top // grid) * grid
 
     def check(self, horizon: int, truncation: int) -> None:
-        top = horizon if self.max is None else self.max
+        top = self.longest(horizon)
         if self.min < truncation:
             raise ValueError(f"min ({self.min}) is shorter than the truncation ({truncation}); "
                              f"an episode must last at least one truncation")
@@ -78,6 +82,5 @@ class LogUniform(lofw.AbstractHorizonSchedule):
     def sample(self, key: PRNGKeyArray, horizon: int, truncation: int) -> Int[Array, ""]:
         low, high = self.bounds(horizon, truncation)
         grid = _grid(horizon, truncation)
-        top = horizon if self.max is None else self.max
-        length = jnp.exp(jax.random.uniform(key, (), jnp.float32, math.log(self.min), math.log(top)))
+        length = jnp.exp(jax.random.uniform(key, (), jnp.float32, math.log(self.min), math.log(self.longest(horizon))))
         return (jnp.clip(jnp.round(length / grid), low // grid, high // grid) * grid).astype(jnp.int32)
