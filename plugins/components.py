@@ -19,11 +19,14 @@ from lofw_plugins.task.conv import Conv
 from lofw_plugins.task.gradient_noise import GradientNoise
 from lofw_plugins.task.image_mlp import ImageMLP
 from lofw_plugins.task.init_scale import InitScale
+from lofw_plugins.task.label_noise import LabelNoise
 from lofw_plugins.task.lstm_lm import LSTMLM
 from lofw_plugins.task.nqm import NQMTask
 from lofw_plugins.task.random_quadratic import RandomQuadratic
 from lofw_plugins.task.reparam import Reparam
 from lofw_plugins.task.resnet import ResNet
+from lofw_plugins.task.small_batch import SmallBatch
+from lofw_plugins.task.student_teacher import StudentTeacher
 from lofw_plugins.task.transformer_lm import TransformerLM
 
 COMPONENTS = {
@@ -61,6 +64,9 @@ COMPONENTS = {
     "init_scale": InitScale,
     "gradient_noise": GradientNoise,
     "random_quadratic": RandomQuadratic,
+    "student_teacher": StudentTeacher,
+    "label_noise": LabelNoise,
+    "small_batch": SmallBatch,
     "dense_preconditioner": DensePreconditioner,
 }
 
