@@ -27,6 +27,7 @@ from lofw_plugins.task.reparam import Reparam
 from lofw_plugins.task.resnet import ResNet
 from lofw_plugins.task.small_batch import SmallBatch
 from lofw_plugins.task.student_teacher import StudentTeacher
+from lofw_plugins.task.test_functions import Parabola, Rosenbrock
 from lofw_plugins.task.transformer_lm import TransformerLM
 
 COMPONENTS = {
@@ -67,6 +68,8 @@ COMPONENTS = {
     "student_teacher": StudentTeacher,
     "label_noise": LabelNoise,
     "small_batch": SmallBatch,
+    "parabola": Parabola,
+    "rosenbrock": Rosenbrock,
     "dense_preconditioner": DensePreconditioner,
 }
 

@@ -20,6 +20,7 @@ from lofw.tasks import build_task
 from lofw_plugins.estimator import PES
 from lofw_plugins.task.label_noise import NoisyLabels
 from lofw_plugins.task.student_teacher import Regression
+from lofw_plugins.task.test_functions import solved
 
 KEY = jax.random.PRNGKey(0)
 
@@ -128,3 +129,27 @@ def test_bad_arguments_are_one_located_config_error(spec, message):
     with pytest.raises(lofw.ConfigError, match="task") as e:
         build_task(spec, where="task")
     assert message in str(e.value)
+
+
+def test_optax_test_problems_match_their_closed_forms_and_adam_solves_them():
+    parabola, rosenbrock = build_task("optax_parabola"), build_task("optax_rosenbrock")
+    x = jnp.array([0.5, 2.0, -3.0])
+    np.testing.assert_allclose(parabola.loss(x, {}), 0.25 + 9.0 + 16.0, rtol=1e-6)
+    np.testing.assert_allclose(jax.grad(parabola.loss)(x, {}), 2 * (np.asarray(x) - [1.0, -1.0, 1.0]), rtol=1e-6)
+    y = jnp.array([0.5, 2.0])
+    np.testing.assert_allclose(rosenbrock.loss(y, {}), 0.25 + 100 * 1.75**2, rtol=1e-6)
+    np.testing.assert_allclose(jax.grad(rosenbrock.loss)(y, {}), [-1.0 - 400 * 0.5 * 1.75, 200 * 1.75], rtol=1e-6)
+    assert parabola.normalizer(parabola.loss(parabola.init(KEY), {})) == 1.0
+    np.testing.assert_array_equal(parabola.init(KEY), parabola.init(jax.random.PRNGKey(5)))
+
+    for task in (parabola, rosenbrock):  # optax's alias_test: Adam at 0.1 solves both in 10000 steps
+        adam = optax.adam(0.1)
+
+        def step(carry, _, task=task, adam=adam):
+            params, state = carry
+            updates, state = adam.update(jax.grad(task.loss)(params, {}), state, params)
+            return (optax.apply_updates(params, updates), state), None
+
+        params = task.init(KEY)
+        (params, _), _ = jax.lax.scan(step, (params, adam.init(params)), None, length=10000)
+        assert solved(task, params) and not solved(task, task.init(KEY))
