@@ -126,3 +126,21 @@ def test_ablate_refuses_a_bad_mixture_before_writing(tmp_path, capsys):
     grid.write_text(yaml.safe_dump(text))
     _assert_exit_2(capsys, ["ablate", str(grid), "--out", str(tmp_path / "out")],
                    "min (5) is shorter than the truncation (10)", tmp_path / "out")
+
+
+def test_a_mixture_cell_exports_as_a_pretrained_optimizer_evaluated_on_its_first_member(tmp_path):
+    from lofw.evaluation.sources import resolve_source
+    from lofw.grid import load_grid, run_grid
+    from lofw.pretrained_loader import read_card
+
+    spec = tmp_path / "g.yaml"
+    spec.write_text(yaml.safe_dump({"name": "mix", "base": {**SMALL, "task": MIXTURE, "meta_steps": 2},
+                                    "axes": {"recipe": ["hyperparam"]}, "eval": {"horizons": [30], "seeds": 1, "baselines": ["adam"]}}))
+    assert run_grid(load_grid(spec), tmp_path / "grid", progress=False, say=lambda m: None).counts == {"done": 1}
+    assert cli(["pretrained", "export", str(tmp_path / "grid"), "--variant", "hyperparam", "--name", "mix",
+                "--into", str(tmp_path / "shipped")]) == 0
+    card = read_card(tmp_path / "shipped" / "mix")
+    assert card["task"] == MIXTURE and card["evaluation_task"] == "digits_mlp"
+    assert set(card["results"]["horizons"]) == {"20", "30"} and "adam" in card["results"]["horizons"]["30"]
+    source = resolve_source(f"pretrained:{tmp_path / 'shipped' / 'mix'}", REGISTRY)
+    assert source.task == "digits_mlp" and source.horizon == 20

@@ -87,7 +87,7 @@ def resolve_source(source: str | Path | AbstractOptimizer | Source, registry: Re
     if text.startswith(PREFIX):
         name = text[len(PREFIX):]
         card = read_card(name)
-        return Source(name, pretrained(name, registry), task=_task_spec(card, registry),
+        return Source(name, pretrained(name, registry), task=evaluation_task(_task_spec(card, registry), registry),
                       horizon=int(card.get("horizon", 2000)), ident=f"{text}@{card.get('fingerprint')}",
                       card=card, kind="pretrained")
     path = Path(text)

@@ -25,6 +25,7 @@ from lofw.export_portable import write_portable
 from lofw.grid.files import cell_dir, eval_dir, run_dir
 from lofw.meta.checkpoint import STATUS
 from lofw.meta.config import build_estimator, parse_meta_train_config
+from lofw.meta.mixture import evaluation_task
 from lofw.pretrained_loader import CARD, PARAMS, fingerprint
 from lofw.registry import Registry, load_registry
 from lofw.runtime.disk import atomic_write_bytes, read_json, write_json
@@ -129,8 +130,9 @@ def export(
 
     evaluation = resolved.get("eval", {})
     seeds = int(evaluation.get("seeds", 5))
+    task = evaluation_task(resolved["task"], registry)  # a mixture's cells are evaluated on its first member
     results: dict[str, Any] = {}
-    here = evaluate(opt, resolved["task"], steps=config.horizon, seeds=seeds, baselines=["adam"], seed=0, registry=registry)
+    here = evaluate(opt, task, steps=config.horizon, seeds=seeds, baselines=["adam"], seed=0, registry=registry)
     results[str(config.horizon)] = {k: _result(v) for k, v in here.summary["optimizers"].items()}
     for steps in evaluation.get("horizons", []):
         summary = read_json(eval_dir(grid_dir, cid, steps) / "summary.json")
@@ -166,6 +168,8 @@ def export(
                       f"lofw pretrained export {grid_dir} --cell {cid} --name {name} --force",
         "fingerprint": fingerprint(recipe, params),
     }
+    if task != resolved["task"]:
+        card["evaluation_task"] = task  # what the results are measured on: the mixture's first member
     target.mkdir(parents=True, exist_ok=True)
     scratch = target / f".{name}.partial"
     shutil.rmtree(scratch, ignore_errors=True)
