@@ -27,8 +27,12 @@ SMALL = dict(recipe="star", horizon=20, estimator={"name": "pes", "truncation": 
              outer={"lr": 0.01}, checkpoint_every=2)
 
 
-def test_the_meta_step_combines_the_members_estimates_by_weight_and_chance_loss():
-    config = lofw.meta.config.parse_meta_train_config({**SMALL, "task": MIXTURE, "meta_steps": 1})
+SCALED = {"mixture": [{"task": "digits_mlp", "weight": 3.0}, {"task": "quadratic_family", "weight": 1.0, "scale": 0.5}]}
+
+
+@pytest.mark.parametrize(("mixture", "scales"), [(MIXTURE, (np.log(10), 1.0)), (SCALED, (np.log(10), 0.5))])
+def test_the_meta_step_combines_the_members_estimates_by_weight_and_chance_loss(mixture, scales):
+    config = lofw.meta.config.parse_meta_train_config({**SMALL, "task": mixture, "meta_steps": 1})
     run = setup_run(config, REGISTRY)
     state = run.initial_state
     _, metrics = run.meta_step(state, run.task)
@@ -37,7 +41,7 @@ def test_the_meta_step_combines_the_members_estimates_by_weight_and_chance_loss(
     grads, losses = [], []
     for i, task in enumerate(run.task):
         grad, out = run.estimator.estimate(opt, task, state.estimator_state[i], jax.random.fold_in(k_members, i))
-        scale = task.chance_loss or 1.0
+        scale = scales[i]  # the chance loss, or the member's own scale
         grads.append(jax.tree_util.tree_map(lambda g, s=scale: g / s, grad))
         losses.append(float(np.mean(out.meta_loss)) / scale)
     assert run.task[0].chance_loss == pytest.approx(np.log(10)) and run.task[1].chance_loss is None
@@ -83,6 +87,7 @@ def test_a_subset_trains_that_many_members_per_meta_step_drawn_by_weight():
     ({"mixture": [{"task": "digits_mlp"}, {"task": "digits_mlp"}]}, "task.mixture[1]: two members named 'digits_mlp'"),
     ({"mixture": [{"task": {"name": "random_quadratic"}}]}, "task.mixture[0]: an inline task needs a `name`"),
     ({"mixture": [{"task": "digits_mlp", "wieght": 1}]}, "task.mixture[0]: unknown key 'wieght'"),
+    ({"mixture": [{"task": "digits_mlp", "scale": 0}]}, "task.mixture[0].scale: must be a positive number"),
     ({"mixture": [{"task": "digits_mlp"}], "subset": 2}, "task.subset: must be an integer from 1 to 1"),
     ({"mixture": [{"task": "digits_mlp"}], "normalise": "adam"}, "task.normalise: unknown 'adam'"),
     ({"mixture": [{"task": "digits_python_mix"}]}, "task.mixture[0].task: a mixture cannot hold a mixture"),

@@ -8,6 +8,7 @@ this shape)::
         - {task: digits_mlp, weight: 1.0}                       # a registry name
         - {task: digits_mlp_reparam, weight: 1.0}
         - {name: wide, task: {name: image_mlp, dataset: digits, hidden_sizes: [128]}}  # inline: needs a name
+        - {task: python_lstm, scale: 1.9}                        # its own normaliser (below)
       subset: 2          # optional: train this many members per meta-step, drawn by weight
       normalise: chance  # or none (default chance)
 
@@ -25,7 +26,13 @@ members' meta-steps.
 by its task's ``chance_loss`` (``ln 10`` for a ten-class classifier, ``ln
 256`` for a byte model), so that a member with larger losses does not
 dominate the mixture; a member whose task has no chance loss is left as it
-is. ``none`` leaves every meta-loss as its task's normaliser makes it.
+is. ``none`` leaves every meta-loss as its task's normaliser makes it. A
+member's ``scale: X`` (a positive number) divides that member's meta-loss by
+``X`` whatever ``normalise`` says: the normaliser of a reference run, for
+example the mean normalised training loss of Adam tuned on that task over
+the run's horizon (``lofw evaluate digits_mlp_wide --steps 2000 --baseline
+adam`` prints it as Adam's mean loss), so that every member's meta-loss is
+in units of what tuned Adam reaches there.
 
 Metrics lines gain ``meta_loss.<member>`` for every member trained that
 meta-step; ``meta_loss`` is the weighted mean of those (normalised).
@@ -63,6 +70,7 @@ class Member:
     name: str
     spec: Any
     weight: float
+    scale: float | None = None  # the member's own normaliser (e.g. tuned Adam's mean loss), else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,9 +120,9 @@ def parse_mixture(spec: Any, registry: Any, where: str = "task") -> Mixture | No
             entry = {"task": entry}
         if not isinstance(entry, dict) or "task" not in entry:
             raise ConfigError(f"{place}: expected {{task: NAME or inline task, weight: W}}, got {entry!r}")
-        extra = sorted(set(entry) - {"task", "weight", "name"})
+        extra = sorted(set(entry) - {"task", "weight", "name", "scale"})
         if extra:
-            raise ConfigError(f"{place}: unknown key {extra[0]!r}; valid keys: name, task, weight")
+            raise ConfigError(f"{place}: unknown key {extra[0]!r}; valid keys: name, scale, task, weight")
         task = entry["task"]
         if is_mixture(task, registry):
             raise ConfigError(f"{place}.task: a mixture cannot hold a mixture; list its members here")
@@ -123,13 +131,16 @@ def parse_mixture(spec: Any, registry: Any, where: str = "task") -> Mixture | No
             raise ConfigError(f"{place}: an inline task needs a `name` (no spaces or dots) for its metrics"
                               if name is None else f"{place}.name: bad member name {name!r} (no spaces or dots)")
         weight = entry.get("weight", 1.0)
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight) or weight <= 0:
+        if not _positive(weight):
             raise ConfigError(f"{place}.weight: must be a positive number, got {weight!r}")
+        scale = entry.get("scale")
+        if scale is not None and not _positive(scale):
+            raise ConfigError(f"{place}.scale: must be a positive number, got {scale!r}")
         if name in seen:
             raise ConfigError(f"{place}: two members named {name!r} (also {where}.mixture[{seen[name]}]); "
                               f"give one a `name`")
         seen[name] = i
-        members.append(Member(name, task, float(weight)))
+        members.append(Member(name, task, float(weight), None if scale is None else float(scale)))
     subset = spec.get("subset")
     if subset is not None and (isinstance(subset, bool) or not isinstance(subset, int) or not 1 <= subset <= len(members)):
         raise ConfigError(f"{where}.subset: must be an integer from 1 to {len(members)} (the members), got {subset!r}")
@@ -139,14 +150,20 @@ def parse_mixture(spec: Any, registry: Any, where: str = "task") -> Mixture | No
     return Mixture(tuple(members), None if subset in (None, len(members)) else subset, normalise)
 
 
+def _positive(x: Any) -> bool:
+    return not isinstance(x, bool) and isinstance(x, (int, float)) and math.isfinite(x) and x > 0
+
+
 def evaluation_task(spec: Any, registry: Any) -> Any:
     """The task a run is evaluated on: ``spec`` itself, or a mixture's first member."""
     mixture = parse_mixture(spec, registry)
     return spec if mixture is None else mixture.members[0].spec
 
 
-def loss_scale(task: AbstractTask, normalise: str) -> float:
-    """What a member's meta-loss is divided by (module docstring)."""
+def loss_scale(task: AbstractTask, normalise: str, scale: float | None = None) -> float:
+    """What a member's meta-loss is divided by: its ``scale``, else per ``normalise`` (module docstring)."""
+    if scale is not None:
+        return scale
     chance = task.chance_loss
     return float(chance) if normalise == "chance" and chance else 1.0
 

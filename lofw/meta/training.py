@@ -305,7 +305,7 @@ def setup_run(config: MetaTrainConfig, registry: Registry) -> Run:
         meta_step = cached_meta_step(estimator, config.outer, static)
     else:
         estimator_state = tuple(estimator.init(opt, t, jax.random.fold_in(k_est, i)) for i, t in enumerate(task))
-        scales = tuple(loss_scale(t, mixture.normalise) for t in task)
+        scales = tuple(loss_scale(t, mixture.normalise, m.scale) for t, m in zip(task, mixture.members))
         meta_step = make_mixture_meta_step(estimator, outer, static, mixture, scales)
     state = TrainingState(
         theta=theta,
