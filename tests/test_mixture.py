@@ -149,3 +149,11 @@ def test_a_mixture_cell_exports_as_a_pretrained_optimizer_evaluated_on_its_first
     assert set(card["results"]["horizons"]) == {"20", "30"} and "adam" in card["results"]["horizons"]["30"]
     source = resolve_source(f"pretrained:{tmp_path / 'shipped' / 'mix'}", REGISTRY)
     assert source.task == "digits_mlp" and source.horizon == 20
+    from lofw.grid.report import write_report
+    from lofw.grid.results import load_cells
+
+    (cell,) = load_cells(tmp_path / "grid")[1]
+    assert set(cell.members) == {"digits_mlp", "quadratic_family"} and cell.members["digits_mlp"].shape == (2,)
+    assert np.all(np.isfinite(cell.members["quadratic_family"]))  # no subset: trained every meta-step
+    report = write_report(tmp_path / "grid")
+    assert (report / "members.png").stat().st_size > 0 and "members.png" in (report / "summary.md").read_text()

@@ -13,6 +13,8 @@ Writes into ``OUT/report/``:
   smoothed by an EMA with coefficient 0.98 (paper Appendix B.2), mean over
   runs with a band of one standard error, log scale, and a dashed black
   line at the meta-training horizon (paper Figure 3, lower row).
+- ``members.png`` (a grid with mixture cells): each member's meta-loss
+  during meta-training (:mod:`lofw.grid.members_plot`).
 - ``summary.md`` and ``summary.csv``: per task and optimizer, the numbers
   of :mod:`lofw.grid.tables` (the meta-objective against tuned Adam, losses
   at the horizon and at each evaluation length, and the stability columns of
@@ -31,6 +33,7 @@ import numpy as np
 from lofw.evaluation.plots import band, label_loss_axes, pyplot, save
 from lofw.evaluation.stability import EMA, ema  # noqa: F401  (re-exported)
 from lofw.grid.files import FINISHED, report_dir
+from lofw.grid.members_plot import plot_members
 from lofw.grid.ood_report import ood_section
 from lofw.grid.results import (  # noqa: F401
     LEARNED,
@@ -117,6 +120,7 @@ def write_report(out: str | Path) -> Path:
     folder = report_dir(out)
     folder.mkdir(parents=True, exist_ok=True)
     plot_meta_training(cells, folder / "meta_training.png")
+    members = plot_members(cells, folder / "members.png")
     horizons = sorted({h for c in cells for h in c.curves})
     for h in horizons:
         plot_inner_training(cells, h, folder / f"inner_training_h{h}.png")
@@ -149,6 +153,7 @@ def write_report(out: str | Path) -> Path:
            "Plots: EMA 0.98.", "",
            markdown_table(rows, columns), "", "## Per meta-training seed", "",
            markdown_records(seed_rows(cells, rows)), "", "## Plots", "", "![meta-training](meta_training.png)", ""]
+    md += ["![mixture members](members.png)", ""] if members else []
     md += [f"![inner training, {h} steps](inner_training_h{h}.png)" for h in horizons]
     md += ood_section(out, folder)  # a grid's eval.tasks (out of distribution)
     (folder / "summary.md").write_text("\n".join(md) + "\n")

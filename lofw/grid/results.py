@@ -54,6 +54,8 @@ class CellData:
     diverged: dict[int, dict[str, np.ndarray]]        # eval horizon -> optimizer -> [seeds] bool
     chance: float | None = None                       # the task's chance loss (evaluate's summary.json)
     dead_steps: int = 0                               # dead meta-steps the meta-training ended with (lofw.meta.health)
+    members: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)  # a mixture's meta_loss.<member>
+                                                      # per meta-step (NaN where the member was not trained)
 
 
 def _task_label(task: Any) -> str:
@@ -69,6 +71,15 @@ def _float(x: Any) -> float:
         return float(x)
     except (TypeError, ValueError):
         return float("nan")
+
+
+MEMBER_PREFIX = "meta_loss."
+
+
+def _member_losses(rows: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+    """``meta_loss.<member>`` of every metrics line, NaN on the lines without it."""
+    names = sorted({k[len(MEMBER_PREFIX):] for r in rows for k in r if k.startswith(MEMBER_PREFIX)})
+    return {m: np.asarray([_float(r.get(MEMBER_PREFIX + m)) for r in rows]) for m in names}
 
 
 def load_cells(out: Path) -> tuple[dict[str, Any], list[CellData]]:
@@ -107,6 +118,7 @@ def load_cells(out: Path) -> tuple[dict[str, Any], list[CellData]]:
             meta_loss=np.asarray([_float(r.get("meta_loss")) for r in rows]),
             curves=curves, diverged=diverged, chance=None if chance is None else float(chance),
             dead_steps=int(rows[-1].get("dead_steps", 0)) if rows else 0,
+            members=_member_losses(rows),
         ))
     return grid, cells
 
