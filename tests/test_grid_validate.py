@@ -103,7 +103,7 @@ def test_registry_grids_all_validate(capsys):
     reg = load_registry()
     expected = {"quickstart": 8, "meta_init": 6, "star_weight_decay": 110, "fig3_fmnist": 20, "fig3_cifar10": 20,
                 "app_weight_decay": 40, "app_preconditioner": 20, "app_nominal": 20, "stable_star": 51,
-                "fig3_digits_h2000": 30}
+                "fig3_digits_h2000": 30, "generalist": 3, "task_distribution": 5}
     assert {name: len(load_grid(name, reg).cells) for name in reg.grids} == expected
 
 
