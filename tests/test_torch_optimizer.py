@@ -53,7 +53,7 @@ def test_importing_lofw_torch_and_stepping_a_shipped_optimizer_imports_no_jax():
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
 
 
-@pytest.mark.parametrize("name", ["star", "star_stable", "blackbox", "hyperparam"])
+@pytest.mark.parametrize("name", ["star", "star_stable", "star_stable_mix", "blackbox", "hyperparam"])
 def test_every_shipped_optimizer_trains_a_torch_model(name):
     model = _model()
     losses = _train(model, lofw.torch.pretrained(name, model.parameters()), 100)
@@ -69,7 +69,7 @@ def test_the_shipped_portable_files_hold_the_shipped_meta_parameters():
     from lofw.export_portable import portable_parts
 
     shipped = lofw.torch.shipped()
-    assert set(shipped) == {"star", "star_stable", "blackbox", "hyperparam"}
+    assert set(shipped) == {"star", "star_stable", "star_stable_mix", "blackbox", "hyperparam"}
     for name, path in shipped.items():
         manifest, arrays = read_portable(path)
         spec, expected = portable_parts(lofw.pretrained(name))
