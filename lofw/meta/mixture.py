@@ -30,8 +30,8 @@ is. ``none`` leaves every meta-loss as its task's normaliser makes it. A
 member's ``scale: X`` (a positive number) divides that member's meta-loss by
 ``X`` whatever ``normalise`` says: the normaliser of a reference run, for
 example the mean normalised training loss of Adam tuned on that task over
-the run's horizon (``lofw evaluate digits_mlp_wide --steps 2000 --baseline
-adam`` prints it as Adam's mean loss), so that every member's meta-loss is
+the run's horizon (``lofw evaluate hyperparam --task digits_mlp_wide --steps
+2000 --baseline adam`` prints it as Adam's mean loss), so that every member's meta-loss is
 in units of what tuned Adam reaches there.
 
 Metrics lines gain ``meta_loss.<member>`` for every member trained that
