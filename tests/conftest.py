@@ -19,6 +19,21 @@ import pytest  # noqa: E402
 jax.config.update("jax_enable_compilation_cache", False)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _release_compiled_programs():
+    """Drop JAX's compiled programs after each test module.
+
+    With the cache off the full suite still segfaulted, now inside XLA's
+    compile (backend_compile_and_load), again late in the suite in
+    test_torch_parity. The working guess, not proven: the one long process
+    accumulates thousands of compiled CPU executables, each mapping memory,
+    until a new compile fails near the kernel's limit of memory maps
+    (vm.max_map_count, 65530 here). Releasing them per module bounds that.
+    """
+    yield
+    jax.clear_caches()
+
+
 @pytest.fixture(scope="session")
 def run4(tmp_path_factory):
     """A finished 4-meta-step run folder (checkpoints at 2 and 4, TensorBoard events); copy it before changing it."""
