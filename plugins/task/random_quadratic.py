@@ -26,7 +26,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
 import lofw
-from lofw_plugins.task.wrapper import log_uniform
+from lofw_plugins.task.wrapper import AbstractDefaultMemberFamily, log_uniform
 
 #: The normaliser's bound, in units of the expected initial loss.
 MAX_META_LOSS = 1.5
@@ -58,7 +58,7 @@ class Bowl(lofw.AbstractTask):
         return MAX_META_LOSS
 
 
-class RandomQuadratic(lofw.AbstractTask):
+class RandomQuadratic(AbstractDefaultMemberFamily):
     """The family (module docstring); its own methods are those of the bowl
     with every curvature 1 and centre 0.
 
@@ -99,18 +99,6 @@ class RandomQuadratic(lofw.AbstractTask):
         if config is None:
             return Bowl(jnp.ones((self.dim,), jnp.float32), jnp.zeros((self.dim,), jnp.float32), self.noise)
         return Bowl(config["curvature"], config["centre"], self.noise)
-
-    def init(self, key: PRNGKeyArray) -> Float[Array, " dim"]:
-        return self.configured(None).init(key)
-
-    def sample_batch(self, key: PRNGKeyArray, split: str = "train") -> dict[str, Any]:
-        return self.configured(None).sample_batch(key, split)
-
-    def loss(self, params: Float[Array, " dim"], batch: dict[str, Any]) -> Float[Array, ""]:
-        return self.configured(None).loss(params, batch)
-
-    def normalizer(self, loss: Float[Array, ""]) -> Float[Array, ""]:
-        return self.configured(None).normalizer(loss)
 
     @property
     def max_meta_loss(self) -> float:

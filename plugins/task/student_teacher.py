@@ -27,6 +27,7 @@ from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
 import lofw
 from lofw_plugins.task.layers import linear, linear_params, materialize
+from lofw_plugins.task.wrapper import AbstractDefaultMemberFamily
 
 #: The normaliser's bound, in units of the loss of predicting 0.
 MAX_META_LOSS = 1.5
@@ -82,7 +83,7 @@ class Regression(lofw.AbstractTask):
         return MAX_META_LOSS
 
 
-class StudentTeacher(lofw.AbstractTask):
+class StudentTeacher(AbstractDefaultMemberFamily):
     """The family (module docstring); its own methods are those of the
     member drawn from ``PRNGKey(0)``.
 
@@ -130,18 +131,6 @@ class StudentTeacher(lofw.AbstractTask):
             config = self.sample_config(jax.random.PRNGKey(0))
         return Regression(config["teacher"], config["zero_loss"],
                           (self.input_dim, *self.student_hidden, self.output_dim), self.noise, self.batch_size)
-
-    def init(self, key: PRNGKeyArray) -> Layers:
-        return self.configured(None).init(key)
-
-    def sample_batch(self, key: PRNGKeyArray, split: str = "train") -> dict[str, Array]:
-        return self.configured(None).sample_batch(key, split)
-
-    def loss(self, params: PyTree, batch: dict[str, Array]) -> Float[Array, ""]:
-        return self.configured(None).loss(params, batch)
-
-    def normalizer(self, loss: Float[Array, ""]) -> Float[Array, ""]:
-        return self.configured(None).normalizer(loss)
 
     @property
     def max_meta_loss(self) -> float:

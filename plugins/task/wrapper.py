@@ -68,6 +68,23 @@ class AbstractFamilyMember(AbstractTaskWrapper):
         return self
 
 
+class AbstractDefaultMemberFamily(lofw.AbstractTask):
+    """A family whose own task methods are those of its default member,
+    ``configured(None)`` (a family used as a plain task trains that member)."""
+
+    def init(self, key: PRNGKeyArray) -> PyTree:
+        return self.configured(None).init(key)
+
+    def sample_batch(self, key: PRNGKeyArray, split: str = "train") -> Any:
+        return self.configured(None).sample_batch(key, split)
+
+    def loss(self, params: PyTree, batch: Any) -> Float[Array, ""]:
+        return self.configured(None).loss(params, batch)
+
+    def normalizer(self, loss: Float[Array, ""]) -> Float[Array, ""]:
+        return self.configured(None).normalizer(loss)
+
+
 def log_uniform(key: PRNGKeyArray, shape: tuple[int, ...], low: float, high: float) -> Float[Array, ...]:
     """``exp(U(ln low, ln high))`` of ``shape``."""
     return jnp.exp(jax.random.uniform(key, shape, jnp.float32, math.log(low), math.log(high)))
