@@ -53,7 +53,7 @@ def grid_run(registry_file, tmp_path_factory):
     path.write_text(yaml.safe_dump({
         "name": "ood", "base": {"recipe": "star", "task": "tiny", "horizon": 10, "meta_steps": 1,
                                 "estimator": {"name": "pes", "truncation": 5, "particles": 2}},
-        "eval": {"horizons": [STEPS], "seeds": SEEDS, "baselines": ["adam"], "tasks": "mini"},
+        "eval": {"horizons": [STEPS], "seeds": SEEDS, "baselines": ["adam", "adam@horizon"], "tasks": "mini"},
     }))
     loaded = lofw.load_grid(path, registry)
     out = path.parent / "out"
@@ -217,9 +217,12 @@ def test_worker_command_line_round_trips():
 def test_grid_ood_results_and_report(grid_run):
     registry, loaded, out = grid_run
     folder = out / "cells" / loaded.cells[0].id / "generalize" / "tiny"
-    for name in ("learned", "adam"):
+    for name in ("learned", "adam", "adam@horizon"):
         summary = json.loads((folder / name / "summary.json").read_text())
         assert summary["steps"] == STEPS and summary["seeds"] == SEEDS
+    # adam@horizon: tuned for the cell's meta-training horizon (10), adam for the whole run
+    assert json.loads((folder / "adam@horizon" / "tuning.json").read_text())["tuned_for_steps"] == 10
+    assert json.loads((folder / "adam" / "tuning.json").read_text())["tuned_for_steps"] == STEPS
     assert json.loads((folder / "learned" / "summary.json").read_text())["horizon"] == 10
     md = (out / "report" / "summary.md").read_text()
     assert "## Out of distribution" in md and "| tiny | base |" in md

@@ -6,7 +6,8 @@ with :func:`lofw.evaluation.generalize.run_task`: the same seeds and settings fo
 cell, for the suite entry's steps or else the cell's longest evaluation
 horizon, with ``eval.seeds`` seeds. The cells that train the grid's
 in-distribution baselines (:func:`lofw.grid.runner.baseline_owners`) also
-train them on these tasks. Files::
+train them on these tasks (``NAME@horizon`` tuned for the cell's
+meta-training horizon, as in the grid's own evaluation). Files::
 
     cells/<id>/generalize/<task>/learned/{curves.npz, summary.json}
     cells/<id>/generalize/<task>/<baseline>/{curves.npz, summary.json, tuning.json}
@@ -93,8 +94,14 @@ def _items(out: Path, cell, t: OodTask, baselines: tuple[str, ...], optimizer: A
     folder = ood_folder(out, cell.id, t.task)
     learned = Source(LEARNED, optimizer, horizon=cell.config.horizon, ident=f"cell {cell.id} step {step}")
     return [Item(LEARNED, folder / LEARNED, source=learned)] + [
-        Item(b, folder / slug(b), baseline=b) for b in baselines
+        Item(b, folder / slug(b), baseline=_at_horizon(b, cell.config.horizon)) for b in baselines
     ]
+
+
+def _at_horizon(baseline: str, horizon: int) -> str:
+    """``NAME@horizon`` (tuned for the cell's meta-training horizon) as ``NAME@<horizon>``."""
+    name, _, tune_for = baseline.partition("@")
+    return f"{name}@{horizon}" if tune_for == "horizon" else baseline
 
 
 def ood_complete(out: Path, cell, baselines: tuple[str, ...] = ()) -> bool:
