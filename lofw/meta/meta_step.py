@@ -49,24 +49,31 @@ def diverged_particles(meta_loss: Array, largest: float) -> Int[Array, ""]:
     return jnp.sum(~jnp.isfinite(meta_loss)).astype(jnp.int32)
 
 
+def meta_step_body(estimator: AbstractEstimator, outer: optax.GradientTransformation, static: Any,
+                   state: TrainingState, task: AbstractTask) -> tuple[TrainingState, dict[str, Array]]:
+    """One meta-step on one task, not compiled: what :func:`make_meta_step` jits
+    and a population (:mod:`lofw.meta.population`) vmaps."""
+    opt = eqx.combine(state.theta, static)
+    key = jax.random.fold_in(state.key, state.step)
+    grad, out = estimator.estimate(opt, task, state.estimator_state, key)
+    theta, outer_state, update_metrics = outer_step(outer, state, grad)
+    metrics = {
+        "meta_loss": jnp.mean(out.meta_loss),
+        "grad_norm": update_metrics["grad_norm"],
+        "nan_grads": update_metrics["nan_grads"],
+        "resets": jnp.sum(out.resets).astype(jnp.int32),
+        "diverged": diverged_particles(out.meta_loss, task.max_meta_loss),
+        "theta_norm": update_metrics["theta_norm"],
+    }
+    return TrainingState(theta, outer_state, out.state, state.key, state.step + 1), metrics
+
+
 def make_meta_step(estimator: AbstractEstimator, outer: optax.GradientTransformation, static: Any) -> Callable:
     """The whole meta-step on one task as ONE compiled function (module docstring)."""
 
     @eqx.filter_jit(compiler_options=compiler_options())
     def meta_step(state: TrainingState, task: AbstractTask):
-        opt = eqx.combine(state.theta, static)
-        key = jax.random.fold_in(state.key, state.step)
-        grad, out = estimator.estimate(opt, task, state.estimator_state, key)
-        theta, outer_state, update_metrics = outer_step(outer, state, grad)
-        metrics = {
-            "meta_loss": jnp.mean(out.meta_loss),
-            "grad_norm": update_metrics["grad_norm"],
-            "nan_grads": update_metrics["nan_grads"],
-            "resets": jnp.sum(out.resets).astype(jnp.int32),
-            "diverged": diverged_particles(out.meta_loss, task.max_meta_loss),
-            "theta_norm": update_metrics["theta_norm"],
-        }
-        return TrainingState(theta, outer_state, out.state, state.key, state.step + 1), metrics
+        return meta_step_body(estimator, outer, static, state, task)
 
     return meta_step
 

@@ -31,8 +31,17 @@ from jaxtyping import Array, Int, PyTree
 from lofw.meta.config import OuterConfig
 
 
-def make_outer_optimizer(config: OuterConfig) -> optax.GradientTransformation:
-    """``clip -> adamw`` for the meta-parameters (see the module docstring)."""
+def make_outer_optimizer(config: OuterConfig, lr: Array | float | None = None,
+                         weight_decay: Array | float | None = None) -> optax.GradientTransformation:
+    """``clip -> adamw`` for the meta-parameters (see the module docstring).
+
+    ``lr`` and ``weight_decay`` replace the config's: a population
+    (:mod:`lofw.meta.population`) passes each member's as a traced scalar.
+    Neither is part of the optimizer's state, so a member's state is the
+    state of the same run alone.
+    """
+    lr = config.lr if lr is None else lr
+    weight_decay = config.weight_decay if weight_decay is None else weight_decay
     if config.clip_mode == "value":
         clip = optax.clip(config.clip)
     else:
@@ -40,11 +49,11 @@ def make_outer_optimizer(config: OuterConfig) -> optax.GradientTransformation:
     return optax.chain(
         clip,
         optax.adamw(
-            learning_rate=config.lr,
+            learning_rate=lr,
             b1=config.b1,
             b2=config.b2,
             eps=config.eps,
-            weight_decay=config.weight_decay,
+            weight_decay=weight_decay,
         ),
     )
 

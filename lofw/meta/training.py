@@ -45,8 +45,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
-import math
 import sys
 import time
 from collections.abc import Callable
@@ -61,34 +59,23 @@ from jax.experimental import multihost_utils
 from tqdm.auto import tqdm
 
 from lofw.builder import build_optimizer
-from lofw.errors import ConfigError, RunFailed, WriteFailed, located
+from lofw.errors import ConfigError, RunFailed, located
 from lofw.interfaces.estimator import AbstractEstimator
 from lofw.interfaces.optimizer import AbstractOptimizer
 from lofw.interfaces.task import AbstractTask
 from lofw.meta import health
-from lofw.meta.checkpoint import (
-    CHECKPOINT,
-    METRICS,
-    STATUS,
-    TrainingState,
-    load_checkpoint,
-    prepare_run_dir,
-    read_metrics,
-    save_checkpoint,
-    update_run_config,
-)
+from lofw.meta.checkpoint import TrainingState, load_checkpoint, prepare_run_dir, read_metrics, update_run_config
 from lofw.meta.config import MetaTrainConfig, build_estimator, parse_meta_train_config, resolve_config
 from lofw.meta.meta_step import cached_meta_step
 from lofw.meta.mixture import loss_scale, make_mixture_meta_step, parse_mixture
 from lofw.meta.outer import make_outer_optimizer
-from lofw.plugin_manager import get_plugin_manager
+from lofw.meta.run_writer import RunWriter, to_host, writes
 from lofw.registry import Registry, load_registry
 from lofw.runtime import distributed
-from lofw.runtime.disk import write_failed, write_json
 from lofw.runtime.locks import folder_lock
 from lofw.tasks import build_task
 
-Status = Literal["finished", "stopped", "interrupted"]
+Status = Literal["finished", "stopped", "interrupted", "failed"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,7 +84,10 @@ class MetaTrainResult:
 
     Attributes:
         status: ``"finished"`` (all ``meta_steps`` done) or ``"stopped"``
-            (``stop_after`` reached; call again to continue).
+            (``stop_after`` reached; call again to continue); ``"failed"``
+            only for a member of a population whose meta-parameters became
+            non-finite (:func:`lofw.meta.population.meta_train_population`;
+            :func:`meta_train` raises :class:`lofw.RunFailed` instead).
         step: meta-steps completed so far (over every invocation).
         optimizer: the learned optimizer with the current meta-parameters.
         config: the resolved run configuration.
@@ -182,37 +172,40 @@ def meta_train(
         mesh = distributed.make_mesh(devices)
         distributed.check_divisible(run.config.estimator.particles, mesh)
     run_dir = Path(out) if out is not None else None
-    with _run_dir_lock(run_dir):
-        state, metrics = run.initial_state, []
-        if _writes():
-            resume = prepare_run_dir(run_dir, run.config, update=False) if run_dir is not None else False
-            if resume:  # (nothing is changed on disk before the checkpoint and metrics are known good)
-                state, _ = load_checkpoint(run_dir, run.initial_state)
-                metrics = read_metrics(run_dir, upto_step=int(state.step))
-                update_run_config(run_dir, run.config)
-            elif run_dir is not None:
-                read_metrics(run_dir, upto_step=0)  # a crash before the first checkpoint
+    with run_dir_lock(run_dir):
+        state, metrics = resume_state(run, run_dir)
         if jax.process_count() > 1:  # every process continues from process 0's state
             state = multihost_utils.broadcast_one_to_all(state)
         if mesh is not None:
             state = distributed.shard_training_state(state, mesh)
             run = dataclasses.replace(run, task=distributed.replicate(run.task, mesh))
-        return _loop(run, state, metrics, run_dir, progress and _writes(), stop_after)
+        return _loop(run, state, metrics, run_dir, progress and writes(), stop_after)
 
 
-def _run_dir_lock(run_dir: Path | None) -> contextlib.AbstractContextManager:
+def resume_state(run: Run, run_dir: Path | None) -> tuple[TrainingState, list[dict[str, Any]]]:
+    """The state to start from and the metrics lines so far: the checkpoint of the
+    run in ``run_dir`` (its config must have the same trajectory fingerprint),
+    else the run's initial state. Call it holding :func:`run_dir_lock`."""
+    state, metrics = run.initial_state, []
+    if writes():
+        resume = prepare_run_dir(run_dir, run.config, update=False) if run_dir is not None else False
+        if resume:  # (nothing is changed on disk before the checkpoint and metrics are known good)
+            state, _ = load_checkpoint(run_dir, run.initial_state)
+            metrics = read_metrics(run_dir, upto_step=int(state.step))
+            update_run_config(run_dir, run.config)
+        elif run_dir is not None:
+            read_metrics(run_dir, upto_step=0)  # a crash before the first checkpoint
+    return state, metrics
+
+
+def run_dir_lock(run_dir: Path | None) -> contextlib.AbstractContextManager:
     """The run folder's lock (:mod:`lofw.runtime.locks`), creating the folder; held by the writing process only."""
-    if run_dir is None or not _writes():
+    if run_dir is None or not writes():
         return contextlib.nullcontext()
     if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"{run_dir}: exists and is not a folder; choose another --out")
     run_dir.mkdir(parents=True, exist_ok=True)
     return folder_lock(run_dir, "this run folder (another lofw meta-train)")
-
-
-def _writes() -> bool:
-    """True in the process that writes files: process 0 (:func:`lofw.runtime.distributed.is_writer`)."""
-    return jax.process_index() == 0
 
 
 def merge_overrides(config: MetaTrainConfig | dict[str, Any] | None, overrides: dict[str, Any]) -> MetaTrainConfig:
@@ -319,123 +312,51 @@ def setup_run(config: MetaTrainConfig, registry: Registry) -> Run:
                None if mixture is None else mixture.subset)
 
 
-def _to_host(metrics: dict[str, Any], step: int) -> dict[str, Any]:
-    host = distributed.to_host(metrics)  # jax.device_get; with several processes, their global values
-    line: dict[str, Any] = {"step": step}
-    for k, v in host.items():
-        line[k] = int(v) if jnp.issubdtype(v.dtype, jnp.integer) else float(v)
-    for k in [k for k in line if k.startswith("meta_loss.") and math.isnan(line[k])]:
-        del line[k]  # a mixture's member that this meta-step did not train
-    return line
-
-
-def _status(run_dir: Path | None, status: str, step: int, config: MetaTrainConfig, **extra: Any) -> None:
-    if run_dir is not None and _writes():
-        write_json(
-            run_dir / STATUS,
-            {"status": status, "step": step, "meta_steps": config.meta_steps,
-             "fingerprint": config.trajectory_fingerprint(), **extra},
-            sort_keys=True,
-        )
-
-
-def _checkpoint(run_dir: Path | None, state: TrainingState, config: MetaTrainConfig) -> None:
-    if run_dir is None:
-        return
-    if jax.process_count() > 1:  # a collective: every process gathers, process 0 writes
-        state = distributed.to_host(state)
-        if not _writes():
-            return
-    header = {
-        "step": int(state.step),
-        "fingerprint": config.trajectory_fingerprint(),
-        "recipe": config.recipe,
-        "meta_parameters": int(sum(x.size for x in jax.tree_util.tree_leaves(state.theta))),
-    }
-    save_checkpoint(run_dir, state, header)
-
-
-def _failed(run_dir: Path | None, state: TrainingState, config: MetaTrainConfig, error: RunFailed, checkpoint: bool) -> None:
-    """Record a failed run: checkpoint ``state`` (unless a write is what failed) and mark it ``failed``.
-
-    Each write is tried on its own: on a full disk the small status file may still fit.
-    """
-    if checkpoint and not isinstance(error, WriteFailed):
-        with contextlib.suppress(WriteFailed):
-            _checkpoint(run_dir, state, config)
-    with contextlib.suppress(WriteFailed):
-        _status(run_dir, "failed", int(state.step), config, error=str(error))
+def _postfix(run: Run, line: dict[str, Any], streak: int, first: bool, elapsed: float) -> dict[str, str]:
+    """The progress bar's postfix after the meta-step of ``line``, which took ``elapsed`` seconds."""
+    postfix = {"meta_loss": f"{line['meta_loss']:.4f}"}
+    postfix.update({k.split(".", 1)[1]: f"{v:.3f}" for k, v in line.items() if k.startswith("meta_loss.")})
+    if streak >= health.DEAD_STEPS:
+        postfix["dead_steps"] = str(streak)
+    if first:  # the first call of this process compiles
+        postfix["first_step_s"] = f"{elapsed:.1f}"
+    else:
+        # a particle-step is one inner step of one unroll (one antithetic branch), as in benchmarks/meta_step.py
+        particle_steps = run.estimator.unrolls_per_particle * run.particles_per_step * run.config.estimator.truncation
+        postfix["ms_per_particle_step"] = f"{1e3 * elapsed / particle_steps:.2f}"
+    return postfix
 
 
 def _loop(run: Run, state: TrainingState, metrics: list, run_dir: Path | None, progress: bool, stop_after: int | None):
     config = run.config
     start = int(state.step)
     end = config.meta_steps if stop_after is None else min(config.meta_steps, start + stop_after)
-    hook = get_plugin_manager().hook.lofw_log_metrics
     bar = tqdm(total=config.meta_steps, initial=start, disable=not progress, file=sys.stderr, unit="meta-step", dynamic_ncols=True)
-    last_saved = start
-    _status(run_dir, "running", start, config)
-    particles = run.particles_per_step
-    streak = metrics[-1].get("dead_steps", 0) if metrics else 0
+    writer = RunWriter(run_dir, config, metrics, start, run.particles_per_step)
     try:
-        with contextlib.ExitStack() as files:  # (the metrics file is closed before a handler below writes)
-            metrics_file = files.enter_context(open(run_dir / METRICS, "a")) if run_dir is not None and _writes() else None
+        with writer:  # (metrics.jsonl is closed before a handler below writes)
             while int(state.step) < end:
                 t0 = time.perf_counter()
                 # `state` advances only once its metrics line is written, so an interrupt at any point
                 # checkpoints a step whose line is on disk (a resume then cuts back any later line)
                 new_state, step_metrics = run.meta_step(state, run.task)
-                line = _to_host(step_metrics, int(new_state.step))
-                health.check_finite(line)
-                streak = line["dead_steps"] = health.dead_steps(streak, line, particles)
-                metrics.append(line)
-                if metrics_file is not None:
-                    try:
-                        metrics_file.write(json.dumps(line) + "\n")
-                        metrics_file.flush()
-                    except OSError as e:
-                        raise write_failed(run_dir / METRICS, e) from None
+                line = to_host(step_metrics, int(new_state.step))
+                writer.record(line)
                 state = new_state
-                if _writes():
-                    hook(run_dir=str(run_dir) if run_dir is not None else "", step=line["step"], metrics=dict(line))
                 elapsed = time.perf_counter() - t0
-                postfix = {"meta_loss": f"{line['meta_loss']:.4f}"}
-                postfix.update({k.split(".", 1)[1]: f"{v:.3f}" for k, v in line.items() if k.startswith("meta_loss.")})
-                if streak >= health.DEAD_STEPS:
-                    postfix["dead_steps"] = streak
-                if line["step"] == start + 1:  # the first call of this process compiles
-                    postfix["first_step_s"] = f"{elapsed:.1f}"
-                else:
-                    # a particle-step is one inner step of one unroll (one antithetic branch),
-                    # as in benchmarks/meta_step.py
-                    particle_steps = run.estimator.unrolls_per_particle * particles * config.estimator.truncation
-                    postfix["ms_per_particle_step"] = f"{1e3 * elapsed / particle_steps:.2f}"
-                bar.set_postfix(postfix)
+                bar.set_postfix(_postfix(run, line, writer.streak, first=line["step"] == start + 1, elapsed=elapsed))
                 bar.update(1)
-                if run_dir is not None and line["step"] % config.checkpoint_every == 0:
-                    _checkpoint(run_dir, state, config)
-                    last_saved = line["step"]
+                writer.after_step(state)
     except KeyboardInterrupt:
-        if int(state.step) != last_saved:
-            _checkpoint(run_dir, state, config)
-        _status(run_dir, "interrupted", int(state.step), config)
+        writer.interrupted(state)
         raise
     except RunFailed as e:  # non-finite meta-parameters (`state` is the last finite one) or a failed write
-        _failed(run_dir, state, config, e, checkpoint=int(state.step) != last_saved)
+        writer.failed(state, e)
         raise
     finally:
         bar.close()
+    status, warning = writer.finish(state)
     step = int(state.step)
-    status: Status = "finished" if step >= config.meta_steps else "stopped"
-    warning = health.dead_warning(streak, step)
-    try:
-        # (with several processes every process must take the same branch: the checkpoint is a collective)
-        if step != last_saved or (run_dir is not None and (jax.process_count() > 1 or not (run_dir / CHECKPOINT).exists())):
-            _checkpoint(run_dir, state, config)
-        _status(run_dir, status, step, config, **({"dead_steps": streak} if warning else {}))
-    except WriteFailed as e:
-        _failed(run_dir, state, config, e, checkpoint=False)
-        raise
     return MetaTrainResult(
         status=status,
         step=step,
