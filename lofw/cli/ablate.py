@@ -6,6 +6,7 @@ Examples::
     lofw ablate ablations/star_weight_decay.yaml --dry-run   # list the cells, run nothing
     lofw ablate ablations/star_weight_decay.yaml --out runs/wd --jobs 2
     lofw ablate ablations/star_weight_decay.yaml --out runs/wd --cell 3f2a9c01b7de   # one cell
+    lofw ablate quickstart --population 2        # each variant's two meta-seeds as one vmapped program
 
 Rerunning the same command skips finished cells and resumes the others from
 their last checkpoint. The report (``lofw report OUT``) is written at the end.
@@ -21,8 +22,9 @@ from lofw.cli.plugins import format_table
 from lofw.errors import ConfigError, choices
 from lofw.grid.expand import variant_label
 from lofw.grid.files import cell_dir
+from lofw.grid.populations import DEFAULT_POPULATION, plan_populations
 from lofw.grid.report import write_report
-from lofw.grid.runner import HELD, cell_status, prepare, run_cell, run_grid
+from lofw.grid.runner import HELD, cell_status, prepare, run_cell, run_grid, run_population
 from lofw.grid.validate import load_grid
 from lofw.loggers import use_loggers
 from lofw.meta.training import check_run_config
@@ -37,7 +39,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", help="output folder (default: runs/<grid name>)")
     parser.add_argument("--dry-run", action="store_true", help="validate and list the cells; run and write nothing")
     parser.add_argument("--jobs", type=int, default=1, metavar="N", help="run cells in N worker processes (default 1)")
-    parser.add_argument("--cell", metavar="ID", help="run only the cell with this id (what a worker process does)")
+    parser.add_argument("--cell", metavar="ID", help="run only the cell with this id, or the cells of a "
+                        "comma-separated list (what a worker process does)")
+    parser.add_argument("--population", type=int, default=DEFAULT_POPULATION, metavar="N",
+                        help="meta-train up to N cells that differ only in seed, outer lr and weight decay as one "
+                        f"vmapped program (default {DEFAULT_POPULATION}: every cell alone; lofw.grid.populations)")
     parser.add_argument("--registry", metavar="FILE", help="registry file (default: $LOFW_REGISTRY or the project's)")
     parser.add_argument("--no-report", action="store_true", help="do not write the report at the end")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (log files, CI)")
@@ -58,9 +64,28 @@ def _print_cells(loaded, out: Path | None) -> None:
     print(format_table(rows, columns))
 
 
+def _run_cells(loaded, cells, out: Path, registry, args: argparse.Namespace) -> int:
+    """``--cell ID[,ID...]``: run these cells (in populations of up to ``--population``); what a worker does."""
+    prepare(loaded, out)
+    statuses = {}
+    for group in plan_populations(cells, args.population, registry):
+        if len(group) == 1:
+            statuses[group[0].id] = run_cell(loaded, group[0], out, registry=registry, progress=not args.no_progress)
+        else:
+            statuses.update(run_population(loaded, group, out, registry=registry, progress=not args.no_progress))
+    for cell in cells:
+        if statuses[cell.id] == HELD:
+            print(f"cell {cell.id}: held by process {lock_holder(cell_dir(out, cell.id))}; skipped")
+        else:
+            print(f"cell {cell.id}: {statuses[cell.id]}")
+    return 0 if all(s in ("done", "diverged", HELD) for s in statuses.values()) else 1
+
+
 def run(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         raise ConfigError(f"--jobs: must be at least 1, got {args.jobs}")
+    if args.population < 1:
+        raise ConfigError(f"--population: must be at least 1, got {args.population}")
     registry = load_registry(args.registry)
     loaded = load_grid(args.grid, registry)
     out = Path(args.out) if args.out else Path("runs") / loaded.grid.name
@@ -77,10 +102,17 @@ def run(args: argparse.Namespace) -> int:
         print("dry run: nothing was run or written")
         return 0
 
-    matches = [c for c in loaded.cells if c.id == args.cell] if args.cell else loaded.cells
-    if args.cell and not matches:
-        raise ConfigError(f"--cell: no cell {args.cell!r} in grid {loaded.grid.name}; valid choices: "
-                          f"{choices(c.id for c in loaded.cells)}")
+    matches = loaded.cells
+    if args.cell:
+        by_id = {c.id: c for c in loaded.cells}
+        wanted = args.cell.split(",")
+        for cid in wanted:
+            if cid not in by_id:
+                raise ConfigError(f"--cell: no cell {cid!r} in grid {loaded.grid.name}; valid choices: "
+                                  f"{choices(by_id)}")
+        if len(set(wanted)) != len(wanted):
+            raise ConfigError(f"--cell: a cell is given twice: {args.cell}")
+        matches = [by_id[cid] for cid in wanted]
     if not isinstance(existing, dict) and (out / "grid.json").exists():
         raise ConfigError(
             f"{out / 'grid.json'}: damaged (not a grid description); nothing was changed. If {out} holds a run "
@@ -98,15 +130,9 @@ def run(args: argparse.Namespace) -> int:
         if not args.no_compile_cache:
             enable_compile_cache(out)
         if args.cell:
-            prepare(loaded, out)
-            status = run_cell(loaded, matches[0], out, registry=registry, progress=not args.no_progress)
-            if status == HELD:
-                print(f"cell {args.cell}: held by process {lock_holder(cell_dir(out, args.cell))}; skipped")
-                return 0
-            print(f"cell {args.cell}: {status}")
-            return 0 if status in ("done", "diverged") else 1
+            return _run_cells(loaded, matches, out, registry, args)
         outcome = run_grid(loaded, out, jobs=args.jobs, registry=registry, progress=not args.no_progress,
-                           log=tuple(args.log))
+                           log=tuple(args.log), population=args.population)
     counts = ", ".join(f"{n} {s}" for s, n in sorted(outcome.counts.items()))
     held = f"; {outcome.held} held by another process, skipped" if outcome.held else ""
     print(f"grid {loaded.grid.name}: {counts}{held} ({outcome.seconds:.0f} s) in {out}", file=sys.stderr)

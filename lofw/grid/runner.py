@@ -36,6 +36,7 @@ evaluated again, each with a warning.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -46,15 +47,18 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable
 
+from lofw.errors import RunFailed
 from lofw.evaluation.evaluate import evaluate
 from lofw.evaluation.sources import Source
 from lofw.grid.expand import canonical_json, variant_label
 from lofw.grid.files import FINISHED, cell_dir, eval_dir, run_dir
 from lofw.grid.ood import ood_complete, run_ood
+from lofw.grid.populations import DEFAULT_POPULATION, plan_populations
 from lofw.grid.validate import Cell, LoadedGrid
 from lofw.loggers import log_curves
 from lofw.meta.mixture import evaluation_task
-from lofw.meta.training import meta_train
+from lofw.meta.population import meta_train_population
+from lofw.meta.training import MetaTrainResult, meta_train
 from lofw.registry import Registry, load_registry
 from lofw.runtime.disk import read_json, read_jsonl, write_json
 from lofw.runtime.locks import FolderBusyError, folder_lock, lock_holder
@@ -206,51 +210,141 @@ def run_cell(
 
 
 def _run_locked(cell: Cell, out: Path, folder: Path, registry, progress: bool, baselines: tuple[str, ...]) -> str:
+    _begin(folder)
+    start = time.time()
+    with _recorded(cell, folder, start) as outcome:
+        result = meta_train(cell.config, out=run_dir(out, cell.id), registry=registry, progress=progress)
+        outcome.status = _after_training(cell, out, folder, registry, progress, baselines, result, start)
+    return outcome.status
+
+
+def _begin(folder: Path) -> None:
     previous = read_json(folder / "cell_status.json") or {}
     _set_status(folder, "running", attempts=int(previous.get("attempts", 0)) + 1, error=None, pid=os.getpid())
-    start = time.time()
+
+
+@dataclasses.dataclass
+class _Outcome:
+    status: str = "failed"
+
+
+@contextlib.contextmanager
+def _recorded(cell: Cell, folder: Path, start: float):
+    """Record what goes wrong in a cell: Ctrl-C leaves it ``running`` (interrupted); any other
+    error marks it ``failed`` with the message (traceback in ``error.txt``) and the grid goes on."""
+    outcome = _Outcome()
     try:
-        run = run_dir(out, cell.id)
-        result = meta_train(cell.config, out=run, registry=registry, progress=progress)
-        if result.status != "finished":
-            return "running"
-        source = Source(cell_label(cell), result.optimizer, task=evaluation_task(result.config.task, registry or load_registry()),
-                        horizon=result.config.horizon,
-                        run_dir=run, kind="cell")
-        diverged = {}
-        meta_ok = _finite_metrics(read_jsonl(run / "metrics.jsonl"))
-        for steps in cell.eval.horizons:
-            summary = _eval_complete(out, cell, steps, baselines, warn=True)
-            if summary is None:
-                if progress:
-                    _say(f"  evaluating {steps} steps x {cell.eval.seeds} seeds"
-                         + (f" (+ baselines {', '.join(baselines)})" if baselines else ""))
-                target = eval_dir(out, cell.id, steps)
-                scratch = target.with_name(target.name + ".partial")
-                shutil.rmtree(scratch, ignore_errors=True)
-                evaluated = evaluate(source, steps=steps, seeds=cell.eval.seeds, baselines=list(baselines),
-                                     out=scratch, seed=EVAL_SEED, registry=registry)
-                shutil.rmtree(target, ignore_errors=True)
-                os.replace(scratch, target)
-                log_curves(target, getattr(evaluated, "curves", None))
-                summary = _eval_complete(out, cell, steps, baselines)
-                if summary is None:
-                    raise RuntimeError(f"lofw.evaluate wrote no complete summary in {target}")
-            diverged[str(steps)] = int(summary["optimizers"][LEARNED].get("n_diverged", 0))
-        run_ood(out, cell, result.optimizer, baselines, registry, _say if progress else None)  # eval.tasks
-        status = "diverged" if (not meta_ok or any(diverged.values())) else "done"
-        _set_status(folder, status, seconds=time.time() - start, meta_loss_finite=meta_ok,
-                    eval_diverged=diverged, pid=None)
-        return status
+        yield outcome
     except KeyboardInterrupt:
         _set_status(folder, "running", pid=None, error="interrupted")
         raise
     except Exception as e:  # noqa: BLE001 - a failed cell is recorded; the grid goes on
-        message = f"{type(e).__name__}: {e}"
-        _set_status(folder, "failed", error=message, pid=None, seconds=time.time() - start)
-        (folder / "error.txt").write_text(traceback.format_exc())
-        _say(f"  cell {cell.id} failed: {message} (traceback in {folder / 'error.txt'})")
-        return "failed"
+        outcome.status = _failed(cell, folder, start, e)
+
+
+def _failed(cell: Cell, folder: Path, start: float, error: Exception) -> str:
+    message = f"{type(error).__name__}: {error}"
+    _set_status(folder, "failed", error=message, pid=None, seconds=time.time() - start)
+    (folder / "error.txt").write_text("".join(traceback.format_exception(error)))
+    _say(f"  cell {cell.id} failed: {message} (traceback in {folder / 'error.txt'})")
+    return "failed"
+
+
+def _after_training(cell: Cell, out: Path, folder: Path, registry, progress: bool, baselines: tuple[str, ...],
+                    result: MetaTrainResult, start: float) -> str:
+    """Stages 2 and 3 of a cell whose meta-training returned ``result``: evaluate, set the status."""
+    if result.status != "finished":
+        return "running"
+    run = run_dir(out, cell.id)
+    source = Source(cell_label(cell), result.optimizer, task=evaluation_task(result.config.task, registry or load_registry()),
+                    horizon=result.config.horizon,
+                    run_dir=run, kind="cell")
+    diverged = {}
+    meta_ok = _finite_metrics(read_jsonl(run / "metrics.jsonl"))
+    for steps in cell.eval.horizons:
+        summary = _eval_complete(out, cell, steps, baselines, warn=True)
+        if summary is None:
+            if progress:
+                _say(f"  evaluating {steps} steps x {cell.eval.seeds} seeds"
+                     + (f" (+ baselines {', '.join(baselines)})" if baselines else ""))
+            target = eval_dir(out, cell.id, steps)
+            scratch = target.with_name(target.name + ".partial")
+            shutil.rmtree(scratch, ignore_errors=True)
+            evaluated = evaluate(source, steps=steps, seeds=cell.eval.seeds, baselines=list(baselines),
+                                 out=scratch, seed=EVAL_SEED, registry=registry)
+            shutil.rmtree(target, ignore_errors=True)
+            os.replace(scratch, target)
+            log_curves(target, getattr(evaluated, "curves", None))
+            summary = _eval_complete(out, cell, steps, baselines)
+            if summary is None:
+                raise RuntimeError(f"lofw.evaluate wrote no complete summary in {target}")
+        diverged[str(steps)] = int(summary["optimizers"][LEARNED].get("n_diverged", 0))
+    run_ood(out, cell, result.optimizer, baselines, registry, _say if progress else None)  # eval.tasks
+    status = "diverged" if (not meta_ok or any(diverged.values())) else "done"
+    _set_status(folder, status, seconds=time.time() - start, meta_loss_finite=meta_ok,
+                eval_diverged=diverged, pid=None)
+    return status
+
+
+def run_population(
+    loaded: LoadedGrid,
+    cells: list[Cell],
+    out: Path,
+    registry: Registry | None = None,
+    progress: bool = True,
+) -> dict[str, str]:
+    """Run (or resume) ``cells`` as one population (:mod:`lofw.grid.populations`); return id -> status.
+
+    Each cell is locked, trained, evaluated and recorded as by :func:`run_cell`;
+    a cell held by another process is skipped (:data:`HELD`) and a finished one
+    is left as it is. Only the meta-training is shared: the members'
+    meta-steps run as one vmapped program
+    (:func:`lofw.meta.population.meta_train_population`); a member whose
+    meta-parameters become non-finite is marked ``failed`` and the others go
+    on. Evaluation then runs cell by cell.
+    """
+    out = Path(out)
+    owners = baseline_owners(loaded.cells)
+    statuses: dict[str, str] = {}
+    with contextlib.ExitStack() as locks:
+        mine = []
+        for cell in cells:
+            folder = cell_dir(out, cell.id)
+            folder.mkdir(parents=True, exist_ok=True)
+            try:
+                locks.enter_context(folder_lock(folder, "this grid cell"))
+            except FolderBusyError as e:
+                if progress:
+                    _say(f"  cell {cell.id} is held by process {e.pid}; skipped")
+                statuses[cell.id] = HELD
+                continue
+            if is_finished(out, cell, owners.get(cell.id, ())):  # another process finished it meanwhile
+                statuses[cell.id] = cell_status(out, cell)
+            else:
+                mine.append(cell)
+        start = time.time()
+        for cell in mine:
+            _begin(cell_dir(out, cell.id))
+        try:
+            results = meta_train_population([c.config for c in mine], outs=[run_dir(out, c.id) for c in mine],
+                                            registry=registry, progress=progress) if mine else []
+        except KeyboardInterrupt:
+            for cell in mine:
+                _set_status(cell_dir(out, cell.id), "running", pid=None, error="interrupted")
+            raise
+        except Exception as e:  # noqa: BLE001 - the population failed as a whole: each member is recorded failed
+            for cell in mine:
+                statuses[cell.id] = _failed(cell, cell_dir(out, cell.id), start, e)
+            results = []
+        for cell, result in zip(mine, results):
+            folder = cell_dir(out, cell.id)
+            with _recorded(cell, folder, start) as outcome:
+                if result.status == "failed":
+                    raise RunFailed(result.warning)
+                outcome.status = _after_training(cell, out, folder, registry, progress,
+                                                 owners.get(cell.id, ()), result, start)
+            statuses[cell.id] = outcome.status
+    return statuses
 
 
 @dataclasses.dataclass(frozen=True)
@@ -275,11 +369,14 @@ def run_grid(
     progress: bool = True,
     say: Callable[[str], None] = _say,
     log: tuple[str, ...] = (),
+    population: int = DEFAULT_POPULATION,
 ) -> GridOutcome:
     """Run every unfinished cell of ``loaded`` into ``out`` (see module docstring).
 
     ``log`` names metrics loggers (:mod:`lofw.loggers`) that worker processes
     enable too (``--jobs``); in this process the caller enables them.
+    ``population``: meta-train up to this many cells that share a program as
+    one population (:mod:`lofw.grid.populations`); 1: every cell alone.
     """
     out = Path(out)
     start = time.time()
@@ -289,18 +386,28 @@ def run_grid(
     total = len(loaded.cells)
     say(f"grid {loaded.grid.name}: {total} cells, {total - len(todo)} finished, {len(todo)} to run -> {out}")
     held: set[str] = set()
+    groups = plan_populations(todo, population, registry or load_registry())
     if jobs <= 1:
-        for k, cell in enumerate(todo, 1):
-            say(f"[{k}/{len(todo)}] cell {cell.id} ({cell_label(cell)})")
+        k = 0
+        for group in groups:
+            names = ", ".join(f"{c.id} ({cell_label(c)})" for c in group)
+            say(f"[{k + 1}/{len(todo)}] cell {names}" if len(group) == 1 else
+                f"[{k + 1}-{k + len(group)}/{len(todo)}] population of {len(group)} cells: {names}")
             t0 = time.time()
-            status = run_cell(loaded, cell, out, registry=registry, progress=progress, baselines=owners.get(cell.id, ()))
-            if status == HELD:
-                held.add(cell.id)
-                say(f"[{k}/{len(todo)}] cell {cell.id}: held by another process, skipped")
-                continue
-            say(f"[{k}/{len(todo)}] cell {cell.id}: {status} in {time.time() - t0:.0f} s")
+            if len(group) == 1:
+                statuses = {group[0].id: run_cell(loaded, group[0], out, registry=registry, progress=progress,
+                                                  baselines=owners.get(group[0].id, ()))}
+            else:
+                statuses = run_population(loaded, group, out, registry=registry, progress=progress)
+            for cell in group:
+                k += 1
+                if statuses[cell.id] == HELD:
+                    held.add(cell.id)
+                    say(f"[{k}/{len(todo)}] cell {cell.id}: held by another process, skipped")
+                else:
+                    say(f"[{k}/{len(todo)}] cell {cell.id}: {statuses[cell.id]} in {time.time() - t0:.0f} s")
     else:
-        held = _run_workers(loaded, out, todo, jobs, say, registry, log)
+        held = _run_workers(loaded, out, groups, jobs, say, registry, log)
     counts: dict[str, int] = {}
     for cell in loaded.cells:
         s = cell_status(out, cell)
@@ -309,10 +416,16 @@ def run_grid(
 
 
 def worker_args(
-    loaded: LoadedGrid, out: Path, cell: Cell, registry: Registry | None = None, log: tuple[str, ...] = ()
+    loaded: LoadedGrid, out: Path, cell: Cell | list[Cell], registry: Registry | None = None,
+    log: tuple[str, ...] = (),
 ) -> list[str]:
-    """The arguments of ``python -m lofw.cli.main`` in a worker process that runs one cell."""
-    args = ["ablate", loaded.spec, "--out", str(out), "--cell", cell.id, "--no-report", "--no-progress"]
+    """The arguments of ``python -m lofw.cli.main`` in a worker process that runs one cell
+    (or a list of cells: one population)."""
+    cells = cell if isinstance(cell, list) else [cell]
+    args = ["ablate", loaded.spec, "--out", str(out), "--cell", ",".join(c.id for c in cells),
+            "--no-report", "--no-progress"]
+    if len(cells) > 1:
+        args += ["--population", str(len(cells))]
     if registry is not None and registry.path is not None:
         args += ["--registry", str(registry.path)]
     for name in log:
@@ -321,37 +434,45 @@ def worker_args(
 
 
 def _run_workers(
-    loaded: LoadedGrid, out: Path, todo: list[Cell], jobs: int, say: Callable[[str], None],
+    loaded: LoadedGrid, out: Path, groups: list[list[Cell]], jobs: int, say: Callable[[str], None],
     registry: Registry | None, log: tuple[str, ...] = (),
 ) -> set[str]:
-    cells = {cell.id: cell for cell in todo}
+    """One worker per group (a cell, or a population: its cells' ids joined by commas)."""
+    members = {",".join(c.id for c in group): group for group in groups}
+    total = sum(len(group) for group in groups)
     held: set[str] = set()
     done = 0
 
     def should_start(job: Job) -> bool:
-        holder = lock_holder(cell_dir(out, job.name))
-        if holder is not None:
-            held.add(job.name)
-            say(f"cell {job.name} ({cell_label(cells[job.name])}): held by process {holder}, skipped")
-        return holder is None
+        free = False
+        for cell in members[job.name]:
+            holder = lock_holder(cell_dir(out, cell.id))
+            if holder is not None:
+                held.add(cell.id)
+                say(f"cell {cell.id} ({cell_label(cell)}): held by process {holder}, skipped")
+            free = free or holder is None
+        return free
 
     def on_start(job: Job, pid: int) -> None:
-        say(f"started cell {job.name} ({cell_label(cells[job.name])}) in worker pid {pid}")
+        for cell in members[job.name]:
+            say(f"started cell {cell.id} ({cell_label(cell)}) in worker pid {pid}")
 
     def on_done(job: Job, returncode: int, seconds: float) -> None:
         nonlocal done
-        done += 1
-        cid, cell = job.name, cells[job.name]
-        status = cell_status(out, cell)
-        if returncode == 0 and status == "running" and lock_holder(cell_dir(out, cid)) is not None:
-            held.add(cid)
-            status = "held by another process, skipped"
-        elif returncode != 0 and status not in FINISHED:
-            status = f"failed (worker exit {returncode}; see {job.log})"
-            if cell_status(out, cell) == "running":
-                _set_status(cell_dir(out, cid), "failed", error=f"worker exit {returncode}", pid=None)
-        say(f"[{done}/{len(todo)}] cell {cid} ({cell_label(cell)}): {status} in {seconds:.0f} s")
+        for cell in members[job.name]:
+            if cell.id in held:
+                continue
+            done += 1
+            status = cell_status(out, cell)
+            if returncode == 0 and status == "running" and lock_holder(cell_dir(out, cell.id)) is not None:
+                held.add(cell.id)
+                status = "held by another process, skipped"
+            elif returncode != 0 and status not in FINISHED:
+                status = f"failed (worker exit {returncode}; see {job.log})"
+                if cell_status(out, cell) == "running":
+                    _set_status(cell_dir(out, cell.id), "failed", error=f"worker exit {returncode}", pid=None)
+            say(f"[{done}/{total}] cell {cell.id} ({cell_label(cell)}): {status} in {seconds:.0f} s")
 
-    run_workers(jobs, [Job(c.id, worker_args(loaded, out, c, registry, log), cell_dir(out, c.id) / "log.txt")
-                       for c in todo], on_done, should_start=should_start, on_start=on_start)
+    run_workers(jobs, [Job(name, worker_args(loaded, out, group, registry, log), cell_dir(out, group[0].id) / "log.txt")
+                       for name, group in members.items()], on_done, should_start=should_start, on_start=on_start)
     return held
