@@ -88,23 +88,24 @@ def run_mode(grid_file: Path, out: Path, population: int) -> dict[str, dict[str,
     return times
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict[str, dict[str, dict[str, float]]] | None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--grid", default="quickstart", help="a grid of registry.yaml (default quickstart)")
+    parser.add_argument("--grid", default="quickstart", help="a grid of registry.yaml or a grid file (default quickstart)")
     parser.add_argument("--meta-steps", type=int, default=100)
     parser.add_argument("--eval-steps", type=int, default=2000)
     parser.add_argument("--population", type=int, default=2, help="members per population (default 2)")
     parser.add_argument("--mode", help=argparse.SUPPRESS)  # (a child process: one mode)
     parser.add_argument("--grid-file", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.mode:
         times = run_mode(Path(args.grid_file), Path(args.out), int(args.mode))
         print(json.dumps(times))
-        return
+        return None
     from lofw.registry import load_registry
 
-    spec = yaml.safe_load((ROOT / load_registry().grids[args.grid]).read_text())
+    grids = load_registry().grids
+    spec = yaml.safe_load((ROOT / grids[args.grid] if args.grid in grids else Path(args.grid)).read_text())
     spec["base"]["meta_steps"] = args.meta_steps
     spec["eval"]["horizons"] = [args.eval_steps]
     results = {}
@@ -117,8 +118,8 @@ def main() -> None:
                 [sys.executable, __file__, "--mode", str(population), "--grid-file", str(grid_file),
                  "--out", str(Path(tmp) / label)], env=env, capture_output=True, text=True, check=True)
             results[label] = json.loads(proc.stdout.strip().splitlines()[-1])
-    print(f"grid {args.grid}: {len(spec['zip'][0]['label']) if 'zip' in spec else '?'} variants x "
-          f"{len(spec['seeds'])} seeds, {args.meta_steps} meta-steps, evaluation {args.eval_steps} steps; "
+    print(f"grid {args.grid}: {len(spec.get('seeds', [0]))} seeds per variant, {args.meta_steps} meta-steps, "
+          f"evaluation {args.eval_steps} steps; "
           f"population {args.population}; {os.cpu_count()} CPUs")
     print(f"{'phase':<11} {'alone wall':>11} {'pop wall':>9} {'ratio':>6}   {'alone cpu':>10} {'pop cpu':>8}")
     totals = {label: [0.0, 0.0] for label in results}
@@ -131,6 +132,7 @@ def main() -> None:
               f"{a['cpu_s']:>9.1f}s {p['cpu_s']:>7.1f}s")
     (aw, ac), (pw, pc) = totals["alone"], totals["population"]
     print(f"{'total':<11} {aw:>10.1f}s {pw:>8.1f}s {pw / aw:>6.2f}   {ac:>9.1f}s {pc:>7.1f}s")
+    return results
 
 
 if __name__ == "__main__":

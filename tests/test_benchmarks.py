@@ -34,3 +34,20 @@ def test_step_profile_lists_kernels_with_their_ops(recipe, capsys):
     # kernels over the matrix are named with their output shape and ops
     described = [line for line in out.splitlines()[1:] if "f32[64,32]" in line]
     assert described and all(line.split()[0].replace(".", "").isdigit() for line in out.splitlines()[1:])
+
+
+def test_grid_throughput_times_every_phase_alone_and_in_populations(tmp_path, capsys):
+    import yaml
+
+    grid = tmp_path / "tiny.yaml"
+    grid.write_text(yaml.safe_dump({
+        "name": "tiny", "seeds": [0, 1],
+        "base": {"recipe": "hyperparam", "task": "digits_mlp", "horizon": 10, "meta_steps": 1,
+                 "estimator": {"name": "pes", "truncation": 5, "particles": 2}},
+        "eval": {"horizons": [10], "seeds": 2, "baselines": ["adam"]},
+    }))
+    results = load("grid_throughput").main(["--grid", str(grid), "--meta-steps", "2", "--eval-steps", "10"])
+    for mode in ("alone", "population"):
+        assert list(results[mode]) == ["compile", "meta-train", "evaluate", "report"]
+        assert all(t["wall_s"] > 0 and t["cpu_s"] >= 0 for t in results[mode].values())
+    assert "total" in capsys.readouterr().out
