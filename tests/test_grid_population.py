@@ -10,6 +10,7 @@ import json
 import numpy as np
 import pytest
 import yaml
+from run_helpers import hold_lock
 
 from lofw.cli.main import main
 from lofw.grid import load_grid
@@ -109,3 +110,21 @@ def test_a_cell_given_twice_exits_2(grid_file, tmp_path, capsys):
     cid = load_grid(grid_file).cells[0].id
     assert main(["ablate", str(grid_file), "--out", str(tmp_path / "o"), "--cell", f"{cid},{cid}"]) == 2
     assert "given twice" in capsys.readouterr().err
+
+
+def test_a_member_held_by_another_process_is_skipped_and_the_others_run(grid_file, tmp_path, capsys):
+    cells = [c for c in load_grid(grid_file).cells
+             if c.config.recipe == "star_stable" and c.config.outer.weight_decay == 0.0]  # seeds 0 and 1
+    out = tmp_path / "held"
+    holder = hold_lock(cell_dir(out, cells[1].id))
+    try:
+        code = main(["ablate", str(grid_file), "--out", str(out), "--no-progress", "--no-report",
+                     "--cell", f"{cells[0].id},{cells[1].id}", "--population", "2"])
+        printed = capsys.readouterr().out
+    finally:
+        holder.kill()
+        holder.wait()
+    assert code == 0
+    assert f"cell {cells[0].id}: done" in printed and f"cell {cells[1].id}: held by process" in printed
+    assert read_json(cell_dir(out, cells[1].id) / "cell_status.json")["status"] == "pending"
+    assert not (run_dir(out, cells[1].id) / "metrics.jsonl").exists()
