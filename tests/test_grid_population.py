@@ -5,6 +5,8 @@ other cell run alone; bad options exit 2."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 
 import numpy as np
@@ -49,7 +51,11 @@ def _run(grid_file, out, *extra):
 def alone_and_together(grid_file, tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
     _run(grid_file, root / "alone")
-    _run(grid_file, root / "together", "--population", "4")
+    said = io.StringIO()
+    with contextlib.redirect_stderr(said):
+        _run(grid_file, root / "together", "--population", "4")
+    # the populations did form: star_stable's four cells, blackbox's two
+    assert "population of 4 cells" in said.getvalue() and "population of 2 cells" in said.getvalue()
     return load_grid(grid_file), root / "alone", root / "together"
 
 
@@ -70,7 +76,7 @@ def test_population_grid_equals_the_grid_cell_by_cell(alone_and_together):
     for cell in loaded.cells:
         a = read_jsonl(run_dir(alone, cell.id) / "metrics.jsonl")
         b = read_jsonl(run_dir(together, cell.id) / "metrics.jsonl")
-        assert [x["step"] for x in b] == [1, 2, 3]
+        assert [x["step"] for x in a] == [x["step"] for x in b] == [1, 2, 3]
         for x, y in zip(a, b):
             for key in ("meta_loss", "grad_norm", "theta_norm"):
                 # (measured: blackbox's meta-gradient norm differs by 3e-4 relative after 3 meta-steps)

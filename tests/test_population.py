@@ -14,9 +14,11 @@ import pytest
 
 import lofw
 from lofw.errors import ConfigError
-from lofw.meta.checkpoint import METRICS, STATUS
+from lofw.meta.checkpoint import METRICS, STATUS, load_checkpoint
 from lofw.meta.population import meta_train_population, population_key
-from lofw.meta.training import merge_overrides
+from lofw.meta.run_writer import RunWriter
+from lofw.meta.training import merge_overrides, setup_run
+from lofw.registry import load_registry
 
 # star_stable, not star: star's PES estimate at initialisation on this task is
 # chaotic in theta (measured: a relative change of 1e-7 in theta moved the
@@ -112,6 +114,49 @@ def test_a_failing_member_stops_alone(tmp_path, alone):
     assert status["status"] == "failed" and status["step"] == 0
     assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree_util.tree_leaves(results[1].optimizer)
                if hasattr(x, "dtype"))
+
+
+def _raise_in_member(monkeypatch, folder, step, error):
+    """Make RunWriter.record raise ``error`` for the member whose run folder is ``folder`` at ``step``."""
+    record = RunWriter.record
+
+    def patched(self, line):
+        if self.run_dir == folder and line["step"] == step:
+            raise error
+        return record(self, line)
+
+    monkeypatch.setattr(RunWriter, "record", patched)
+
+
+def test_a_member_failing_mid_run_keeps_its_last_good_step_and_the_others_go_on(tmp_path, monkeypatch, alone):
+    outs = [tmp_path / "a", tmp_path / "b"]
+    _raise_in_member(monkeypatch, outs[1], 5, lofw.RunFailed("meta-step 5: non-finite (injected)"))
+    results = meta_train_population(MEMBERS[:2], outs=outs, progress=False)
+    assert results[0].status == "finished" and results[1].status == "failed"
+    assert_same_run(results[0], alone[0])
+    # member 1 stopped at step 4: its lines, checkpoint and status say so
+    assert [x["step"] for x in results[1].metrics] == [1, 2, 3, 4]
+    assert [json.loads(x)["step"] for x in (outs[1] / METRICS).read_text().splitlines()] == [1, 2, 3, 4]
+    assert json.loads((outs[1] / STATUS).read_text())["status"] == "failed"
+    state, _ = load_checkpoint(outs[1], setup_run(merge_overrides(MEMBERS[1], {}), load_registry()).initial_state)
+    assert int(state.step) == 4
+    np.testing.assert_allclose([x["meta_loss"] for x in results[1].metrics],
+                               [x["meta_loss"] for x in alone[1].metrics[:4]], rtol=RTOL)
+
+
+def test_an_interrupted_population_checkpoints_every_member_and_resumes(tmp_path, monkeypatch, alone):
+    outs = [tmp_path / "a", tmp_path / "b"]
+    shorter = {**MEMBERS[1], "meta_steps": 2}  # finished before the interrupt: it stays finished
+    _raise_in_member(monkeypatch, outs[0], 4, KeyboardInterrupt())
+    with pytest.raises(KeyboardInterrupt):
+        meta_train_population([MEMBERS[0], shorter], outs=outs, progress=False)
+    assert json.loads((outs[0] / STATUS).read_text()) | {"fingerprint": None} == {
+        "status": "interrupted", "step": 3, "meta_steps": 6, "fingerprint": None}
+    assert json.loads((outs[1] / STATUS).read_text())["status"] == "finished"
+    monkeypatch.undo()
+    resumed = meta_train_population([MEMBERS[0], shorter], outs=outs, progress=False)
+    assert_same_run(resumed[0], alone[0])
+    assert resumed[1].step == 2
 
 
 def test_population_key_ignores_only_member_fields():

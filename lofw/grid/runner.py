@@ -209,8 +209,10 @@ def run_cell(
         lock.__exit__(None, None, None)
 
 
-def _run_locked(cell: Cell, out: Path, folder: Path, registry, progress: bool, baselines: tuple[str, ...]) -> str:
-    _begin(folder)
+def _run_locked(cell: Cell, out: Path, folder: Path, registry, progress: bool, baselines: tuple[str, ...],
+                begin: bool = True) -> str:
+    if begin:
+        _begin(folder)
     start = time.time()
     with _recorded(cell, folder, start) as outcome:
         result = meta_train(cell.config, out=run_dir(out, cell.id), registry=registry, progress=progress)
@@ -301,7 +303,9 @@ def run_population(
     meta-steps run as one vmapped program
     (:func:`lofw.meta.population.meta_train_population`); a member whose
     meta-parameters become non-finite is marked ``failed`` and the others go
-    on. Evaluation then runs cell by cell.
+    on. Evaluation then runs cell by cell. When the population cannot run
+    at all (a member's folder holds another run, a damaged checkpoint), its
+    cells run alone, so that one bad cell fails alone.
     """
     out = Path(out)
     owners = baseline_owners(loaded.cells)
@@ -332,10 +336,12 @@ def run_population(
             for cell in mine:
                 _set_status(cell_dir(out, cell.id), "running", pid=None, error="interrupted")
             raise
-        except Exception as e:  # noqa: BLE001 - the population failed as a whole: each member is recorded failed
+        except Exception as e:  # noqa: BLE001 - one member's folder or config may be at fault: run each alone
+            _say(f"  the population could not run ({type(e).__name__}: {e}); running its {len(mine)} cells alone")
             for cell in mine:
-                statuses[cell.id] = _failed(cell, cell_dir(out, cell.id), start, e)
-            results = []
+                statuses[cell.id] = _run_locked(cell, out, cell_dir(out, cell.id), registry, progress,
+                                                owners.get(cell.id, ()), begin=False)
+            return statuses
         for cell, result in zip(mine, results):
             folder = cell_dir(out, cell.id)
             with _recorded(cell, folder, start) as outcome:
@@ -460,11 +466,13 @@ def _run_workers(
     def on_done(job: Job, returncode: int, seconds: float) -> None:
         nonlocal done
         for cell in members[job.name]:
-            if cell.id in held:
-                continue
-            done += 1
             status = cell_status(out, cell)
-            if returncode == 0 and status == "running" and lock_holder(cell_dir(out, cell.id)) is not None:
+            busy = lock_holder(cell_dir(out, cell.id)) is not None
+            if cell.id in held and (busy or status not in FINISHED):
+                continue  # skipped at the start (a worker of a population may have run it after all)
+            held.discard(cell.id)
+            done += 1
+            if status == "running" and busy:  # another process runs it: never mark it failed from here
                 held.add(cell.id)
                 status = "held by another process, skipped"
             elif returncode != 0 and status not in FINISHED:

@@ -179,7 +179,15 @@ def meta_train_population(
     if len(run_dirs) != len(configs):
         raise ConfigError(f"meta_train_population: {len(configs)} configs but {len(run_dirs)} outs")
     _check_members(configs, run_dirs, registry)
+    if jax.process_count() > 1:
+        raise ConfigError("meta_train_population: one process only (a population's state is not shared between "
+                          "processes); meta-train each run with meta_train(..., devices=...)")
     runs = [setup_run(c, registry) for c in configs]
+    for i, run in enumerate(runs[1:], start=1):
+        if not eqx.tree_equal(run.static, runs[0].static):
+            raise ConfigError(f"meta_train_population: member {i}'s optimizer differs from member 0's in a part "
+                              "that is not a meta-parameter (its recipe builds seed-dependent static parts); "
+                              "meta-train it alone with meta_train")
     with contextlib.ExitStack() as locks:
         for run_dir in run_dirs:
             locks.enter_context(run_dir_lock(run_dir))
@@ -199,16 +207,28 @@ def _population_loop(runs: list[Run], resumed: list, run_dirs: list[Path | None]
     weight_decays = jnp.asarray([r.config.outer.weight_decay for r in runs], jnp.float32)
     writers = [RunWriter(d, r.config, metrics, s, r.particles_per_step)
                for r, (_, metrics), d, s in zip(runs, resumed, run_dirs, starts)]
-    errors: dict[int, RunFailed] = {}
-    bar = tqdm(total=max(ends) - min(starts), disable=not progress, file=sys.stderr, unit="meta-step",
-               dynamic_ncols=True, desc=f"population of {len(runs)}")
+    errors: dict[int, RunFailed] = {}  # members that failed: they stay at their last finite state
+    ended: dict[int, tuple[str, str | None]] = {}  # members done for this call: (status, warning)
+
+    def fail(i: int, state: TrainingState, error: RunFailed, checkpoint: bool | None = None) -> None:
+        writers[i].failed(state, error, checkpoint=checkpoint)
+        errors[i] = error
+
+    bar = tqdm(total=max([0] + [e - s for s, e in zip(starts, ends)]), disable=not progress, file=sys.stderr,
+               unit="meta-step", dynamic_ncols=True, desc=f"population of {len(runs)}")
     try:
         with contextlib.ExitStack() as files:
             for writer in writers:
                 files.enter_context(writer)
             while True:
                 steps = [int(s) for s in jax.device_get(states.step)]
-                active = [i not in errors and steps[i] < ends[i] for i in range(len(runs))]
+                for i in range(len(runs)):  # a member at its end is finished now, not when the others are
+                    if i not in errors and i not in ended and steps[i] >= ends[i]:
+                        try:
+                            ended[i] = writers[i].finish(member(states, i))
+                        except RunFailed as e:  # (finish has marked it failed)
+                            errors[i] = e
+                active = [i not in errors and i not in ended for i in range(len(runs))]
                 if not any(active):
                     break
                 new_states, metrics = step_fn(states, lrs, weight_decays, jnp.asarray(active), first.task)
@@ -219,22 +239,24 @@ def _population_loop(runs: list[Run], resumed: list, run_dirs: list[Path | None]
                     try:
                         writers[i].record(line)
                     except RunFailed as e:  # member i stops at its last finite state; the others go on
-                        writers[i].failed(member(states, i), e)
-                        errors[i] = e
+                        fail(i, member(states, i), e)
                         failed.append(i)
                 if failed:
                     index = jnp.asarray(failed)
                     new_states = jax.tree_util.tree_map(lambda n, o: n.at[index].set(o[index]), new_states, states)
                 states = new_states
                 for i in (i for i, a in enumerate(active) if a and i not in errors):
-                    if (steps[i] + 1) % runs[i].config.checkpoint_every == 0:
-                        writers[i].after_step(member(states, i))
+                    if (steps[i] + 1) % runs[i].config.checkpoint_every == 0 and run_dirs[i] is not None:
+                        try:
+                            writers[i].after_step(member(states, i))
+                        except RunFailed as e:  # a write failed: nothing more is written for member i
+                            fail(i, member(states, i), e, checkpoint=False)
                 bar.set_postfix({f"m{i}": f"{writers[i].metrics[-1]['meta_loss']:.4f}"
                                  for i, a in enumerate(active) if a and i not in errors})
                 bar.update(1)
     except KeyboardInterrupt:
         for i, writer in enumerate(writers):
-            if i not in errors:
+            if i not in errors and i not in ended:
                 writer.interrupted(member(states, i))
         raise
     finally:
@@ -242,10 +264,7 @@ def _population_loop(runs: list[Run], resumed: list, run_dirs: list[Path | None]
     results = []
     for i, (run, writer, run_dir) in enumerate(zip(runs, writers, run_dirs)):
         state = member(states, i)
-        if i in errors:
-            status, warning = "failed", str(errors[i])
-        else:
-            status, warning = writer.finish(state)
+        status, warning = ("failed", str(errors[i])) if i in errors else ended[i]
         results.append(MetaTrainResult(status=status, step=int(state.step), optimizer=eqx.combine(state.theta, run.static),
                                        config=run.config, run_dir=run_dir, metrics=writer.metrics, warning=warning))
     return results

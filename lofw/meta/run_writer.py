@@ -101,10 +101,11 @@ class RunWriter:
     def checkpoint(self, state: TrainingState) -> None:
         if self.run_dir is None:
             return
-        self.last_saved = int(state.step)
+        step = int(state.step)
         if jax.process_count() > 1:  # a collective: every process gathers, process 0 writes
             state = distributed.to_host(state)
             if not writes():
+                self.last_saved = step
                 return
         header = {
             "step": int(state.step),
@@ -113,6 +114,7 @@ class RunWriter:
             "meta_parameters": int(sum(x.size for x in jax.tree_util.tree_leaves(state.theta))),
         }
         save_checkpoint(self.run_dir, state, header)
+        self.last_saved = step  # (only once it is on disk: an interrupt during the write checkpoints again)
 
     def status(self, status: str, step: int, **extra: Any) -> None:
         if self.run_dir is not None and writes():
