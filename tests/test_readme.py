@@ -84,12 +84,17 @@ def test_the_readme_meta_training_learns_and_its_evaluation_has_no_warning(names
     assert result.summary["warnings"] == [] and learned["n_diverged"] == 0
     assert learned["final_loss_mean"] < 0.1 * result.summary["chance_loss"]
     assert "warning" not in repr(result) and len(repr(result).splitlines()) == 3
-    # the README shows what `print(result)` printed; the same numbers to 10% (another CPU may round differently)
+    # the README shows what `print(result)` printed; another CPU rounds differently and the 100
+    # meta-steps amplify it: measured, the learned final loss was 0.001076 on the machine that wrote
+    # the README and 0.001398 on an AMD EPYC without AVX-512 (2026-12-08), its mean loss 0.1327 and
+    # 0.1318. So mean losses agree to 10%, final losses (the last steps of 200) to a factor 1.5
     shown = re.search(r"^```text\n(EvaluationResult\(.*?)^```", README.read_text(), flags=re.DOTALL | re.MULTILINE)[1]
     printed = repr(result)
     assert printed.splitlines()[0] == shown.splitlines()[0]
-    for got, stated in zip(re.findall(r"=(\d\.\d+)", printed), re.findall(r"=(\d\.\d+)", shown), strict=True):
-        assert float(got) == pytest.approx(float(stated), rel=0.1)
+    pattern = r"(\w+)=(\d\.\d+)"
+    for (name, got), (_, stated) in zip(re.findall(pattern, printed), re.findall(pattern, shown), strict=True):
+        rel = 0.5 if name == "final_loss_mean" else 0.1
+        assert float(got) == pytest.approx(float(stated), rel=rel), name
     tuned = namespace["result"].summary["optimizers"]
     assert tuned["adam@horizon"]["tuned_for_steps"] == 20 and tuned["adam"]["tuned_for_steps"] == 200
 
