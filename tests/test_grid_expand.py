@@ -121,3 +121,31 @@ def test_zip_labels_name_variants_and_stay_out_of_the_config(tmp_path):
 
 def test_inline_recipes_get_short_labels():
     assert variant_label({"recipe": {"extends": "star", "blackbox_scale": 1e-3}}) == "star+blackbox_scale"
+
+
+def _committed_cells():
+    """(grid name, cell id) of every cell in the reports' finished_cells.tar.xz."""
+    import pathlib
+    import tarfile
+
+    reports = pathlib.Path(__file__).resolve().parent.parent / "docs" / "reports"
+    found = []
+    for archive in sorted(reports.glob("*/finished_cells.tar.xz")):
+        with tarfile.open(archive) as tar:
+            for name in tar.getnames():
+                parts = name.split("/")
+                if len(parts) == 4 and parts[1] == "cells" and parts[3] == "cell.json":
+                    found.append((parts[0], parts[2]))
+    return found
+
+
+def test_committed_cells_keep_their_ids():
+    # A grid resumes its committed finished cells only while their ids stay the
+    # same: a field added to MetaTrainConfig at its old value must not rename
+    # them (horizon_schedule once did, making 6 finished Figure-3 cells pending).
+    committed = _committed_cells()
+    assert {grid for grid, _ in committed} >= {"fig3_digits_h2000", "task_distribution"}
+    for grid in sorted({grid for grid, _ in committed}):
+        ids = {cell.id for cell in load_grid(grid).cells}
+        missing = [cell for g, cell in committed if g == grid and cell not in ids]
+        assert not missing, f"{grid}: committed cells no longer in the grid: {missing}"

@@ -26,7 +26,7 @@ from lofw.evaluation.baselines import parse_baseline
 from lofw.grid.config import EvalConfig, GridConfig
 from lofw.grid.expand import LABEL_KEY, SEED_KEY, CellSpec, axis_groups, cell_id, expand_grid
 from lofw.grid.ood import resolve_eval_tasks
-from lofw.meta.config import LATER_FIELDS, MetaTrainConfig, build_estimator, resolve_config
+from lofw.meta.config import LATER_FIELDS, MetaTrainConfig, build_estimator, resolve_config, without_later_defaults
 from lofw.meta.mixture import is_mixture, parse_mixture
 from lofw.plugin_manager import components
 from lofw.reading import read_yaml
@@ -289,7 +289,7 @@ def _validate_cell(grid: GridConfig, spec: CellSpec, source: str, registry: Regi
     if not evaluation.horizons:
         evaluation = evaluation.model_copy(update={"horizons": [10 * config.horizon]})
     resolved = {
-        "meta_train": config.model_dump(mode="json"),
+        "meta_train": without_later_defaults(config.model_dump(mode="json")),
         "eval": evaluation.model_dump(mode="json", exclude={"tasks"}),  # not in the id: see EvalConfig
         "recipe": resolved_recipe,
         "task": resolved_task,

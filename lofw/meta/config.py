@@ -46,6 +46,13 @@ NON_TRAJECTORY_FIELDS = ("meta_steps", "checkpoint_every")
 LATER_FIELDS = {"horizon_schedule": "constant"}
 
 
+def without_later_defaults(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` (a dumped :class:`MetaTrainConfig`) less the :data:`LATER_FIELDS`
+    that hold the value every older run had: what run fingerprints and grid
+    cell ids hash, so that adding a field never renames an older run."""
+    return {k: v for k, v in data.items() if k not in LATER_FIELDS or v != LATER_FIELDS[k]}
+
+
 class _Frozen(pydantic.BaseModel):
     # every float of a run config must be finite: no field gives infinity a meaning, and an
     # infinite learning rate, std or weight decay would meta-train on non-finite numbers
@@ -157,10 +164,7 @@ class MetaTrainConfig(_Frozen):
         meta-parameters; a run folder is only resumed by a config with the
         fingerprint it was started with.
         """
-        data = self.model_dump(mode="json", exclude=set(NON_TRAJECTORY_FIELDS))
-        for name, value in LATER_FIELDS.items():
-            if data.get(name) == value:
-                del data[name]
+        data = without_later_defaults(self.model_dump(mode="json", exclude=set(NON_TRAJECTORY_FIELDS)))
         text = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
