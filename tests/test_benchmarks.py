@@ -1,6 +1,7 @@
 """The benchmark scripts run and report what they promise (tiny sizes; no timing is asserted)."""
 
 import importlib.util
+import json
 from pathlib import Path
 
 import pytest
@@ -51,3 +52,21 @@ def test_grid_throughput_times_every_phase_alone_and_in_populations(tmp_path, ca
         assert list(results[mode]) == ["compile", "meta-train", "evaluate", "report"]
         assert all(t["wall_s"] > 0 and t["cpu_s"] >= 0 for t in results[mode].values())
     assert "total" in capsys.readouterr().out
+
+
+def test_device_check_runs_every_part_and_writes_its_json(tmp_path, capsys):
+    out = tmp_path / "device_check.json"
+    result = load("device_check").main(["--quick", "--recipes", "hyperparam", "--meta-recipe", "hyperparam",
+                                        "--out", str(out)])
+    assert json.loads(out.read_text()) == json.loads(json.dumps(result))
+    for part in ("harness", "task"):
+        assert list(result[part]) == ["8", "16"]
+        for rows in result[part].values():
+            assert list(rows) == ["adam", "hyperparam"] and rows["adam"]["ratio"] == 1.0
+            assert rows["hyperparam"]["ratio"] == pytest.approx(rows["hyperparam"]["ms_per_step"] / rows["adam"]["ms_per_step"])
+    meta = result["meta_step"]
+    assert list(meta) == ["alone", "population_2"]
+    assert meta["population_2"]["s_per_member"] == pytest.approx(meta["population_2"]["meta_step_s"] / 2)
+    assert meta["population_2"]["per_member_vs_alone"] == pytest.approx(
+        meta["population_2"]["s_per_member"] / meta["alone"]["meta_step_s"])
+    assert "meta-step population_2" in capsys.readouterr().out
