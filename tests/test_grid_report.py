@@ -137,6 +137,8 @@ def test_report_files_rows_numbers_and_stability(tmp_path, capsys):
     assert "star on digits_mlp: stayed stable past the horizon: loss" in md
     assert md.count("did not train") == 1
     assert md.count("\n| digits_mlp |") == 5 + 8   # the summary rows, then a row per variant and meta-seed
+    # every recipe's meta-loss is the same line here, so none ends above the hyperparam control's
+    assert "## Collapsed meta-trainings" in md and "| star | 0/2 | 1.1 (seed 0), 1.05 (seed 1) | 1.1, 1.05 |" in md
     assert "stayed stable" in capsys.readouterr().out
 
 

@@ -18,9 +18,11 @@ Writes into ``OUT/report/``:
 - ``summary.md`` and ``summary.csv``: per task and optimizer, the numbers
   of :mod:`lofw.grid.tables` (the meta-objective against tuned Adam, losses
   at the horizon and at each evaluation length, and the stability columns of
-  :mod:`lofw.evaluation.stability`); ``summary.md`` adds a row per meta-training seed
-  and one plain sentence per variant: faster than tuned Adam inside the
-  horizon or not, stable past it or not, in numbers.
+  :mod:`lofw.evaluation.stability`); ``summary.md`` adds a row per meta-training seed,
+  one plain sentence per variant (faster than tuned Adam inside the
+  horizon or not, stable past it or not, in numbers) and, for a grid with
+  a ``hyperparam`` control, which meta-trainings collapsed
+  (:mod:`lofw.grid.collapse`).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import numpy as np
 
 from lofw.evaluation.plots import band, label_loss_axes, pyplot, save
 from lofw.evaluation.stability import EMA, ema  # noqa: F401  (re-exported)
+from lofw.grid.collapse import collapse_section
 from lofw.grid.files import FINISHED, report_dir
 from lofw.grid.members_plot import plot_members
 from lofw.grid.ood_report import ood_section
@@ -140,6 +143,8 @@ def write_report(out: str | Path) -> Path:
                   "meta-steps of zero meta-gradient or every particle diverged; lofw.meta.health): " + ", ".join(dead) + ".")
     md += ["", "## Stability past the meta-training horizon", ""]
     md += sentences or ["- no evaluation yet."]
+    collapsed = collapse_section(cells)
+    md += ["", *collapsed] if collapsed else []
     md += ["", "## Summary", "",
            "Mean ± standard error over runs (meta-training seeds x evaluation seeds; the final meta-loss "
            "over meta-training seeds). \"loss at S\" is the mean training loss over the last 5% of the steps "

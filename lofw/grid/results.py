@@ -56,6 +56,8 @@ class CellData:
     dead_steps: int = 0                               # dead meta-steps the meta-training ended with (lofw.meta.health)
     members: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)  # a mixture's meta_loss.<member>
                                                       # per meta-step (NaN where the member was not trained)
+    overrides: dict[str, Any] = dataclasses.field(default_factory=dict)  # the grid's settings of this cell
+    recipe: str | None = None                         # the recipe's registry name (None: an inline recipe)
 
 
 def _task_label(task: Any) -> str:
@@ -119,6 +121,8 @@ def load_cells(out: Path) -> tuple[dict[str, Any], list[CellData]]:
             curves=curves, diverged=diverged, chance=None if chance is None else float(chance),
             dead_steps=int(rows[-1].get("dead_steps", 0)) if rows else 0,
             members=_member_losses(rows),
+            overrides=dict(entry.get("overrides", {})),
+            recipe=meta.get("recipe") if isinstance(meta.get("recipe"), str) else None,
         ))
     return grid, cells
 

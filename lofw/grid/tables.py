@@ -188,6 +188,7 @@ def seed_rows(cells: list[CellData], rows: list[Row]) -> list[dict[str, str]]:
             longest = max(c.curves)
             out.append({
                 "task": task, "optimizer": variant, "meta-seed": str(c.seed), "runs": str(row.runs),
+                "final meta-loss": _num(row.values["final meta-loss"][0]),
                 "mean loss over horizon": _num(row.values["mean loss over horizon"][0]),
                 VS_ADAM: _num(_ratio(row, reference)),
                 f"loss at {longest}": _num(row.values[f"loss at {longest}"][0]),
