@@ -13,7 +13,11 @@ ratio (both sides suffer the same load) is the number to read.
 
 Run::
 
-    python benchmarks/step_overhead.py [RECIPE ...] [--steps 200] [--repeats 7] [--json]
+    python benchmarks/step_overhead.py [RECIPE ...] [--steps 200] [--repeats 7] [--json] [--xla OPTION=VALUE ...]
+
+``--xla`` sets an XLA option of each timed program alone (Adam's too), for
+example ``--xla xla_cpu_enable_fast_math=true --xla xla_cpu_prefer_vector_width=512``:
+what the ``XLA_FLAGS`` environment variable does for the whole process.
 
 With no recipes: ``star blackbox hyperparam star_stable``. Any registered recipe name
 (for example ``star_small_blackbox``) can be given.
@@ -77,13 +81,14 @@ def make_train(tx):
     return jax.jit(train)
 
 
-def time_optimizer(tx, batches, repeats):
-    """``(median seconds per step, compile seconds)``."""
+def time_optimizer(tx, batches, repeats, compiler_options=None):
+    """``(median seconds per step, compile seconds)``; ``compiler_options``: XLA
+    options of this one program (``--xla``), as ``jax.jit(...).lower().compile`` takes them."""
     params = mlp_params(jax.random.PRNGKey(0))
     steps = batches[0].shape[0]
     train = make_train(tx)
     t0 = time.perf_counter()
-    compiled = train.lower(params, *batches).compile()
+    compiled = train.lower(params, *batches).compile(compiler_options=compiler_options)
     compile_s = time.perf_counter() - t0
     jax.block_until_ready(compiled(params, *batches))  # warm-up
     times = []
@@ -94,21 +99,35 @@ def time_optimizer(tx, batches, repeats):
     return statistics.median(times), compile_s
 
 
+def _xla_option(text: str) -> tuple[str, object]:
+    name, _, value = text.partition("=")
+    if not value:
+        raise SystemExit(f"--xla {text!r}: write OPTION=VALUE")
+    lowered = value.lower()
+    if lowered in ("true", "false"):
+        return name, lowered == "true"
+    return name, int(value) if value.lstrip("-").isdigit() else value
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("recipes", nargs="*", default=list(DEFAULT_RECIPES), help="registered recipe names")
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    parser.add_argument("--xla", action="append", default=[], metavar="OPTION=VALUE",
+                        help="an XLA option of every timed program, Adam's included (repeatable), e.g. "
+                        "xla_cpu_enable_fast_math=true")
     args = parser.parse_args(argv)
+    options = dict(_xla_option(o) for o in args.xla) or None
 
     batches = make_batches(jax.random.PRNGKey(1), args.steps)
     load_before = os.getloadavg()[0]
     rows = {}
-    adam, adam_compile = time_optimizer(optax.adam(1e-3), batches, args.repeats)
+    adam, adam_compile = time_optimizer(optax.adam(1e-3), batches, args.repeats, options)
     rows["adam"] = {"ms_per_step": adam * 1e3, "ratio": 1.0, "compile_s": adam_compile}
     for recipe in args.recipes:
-        t, c = time_optimizer(lofw.build(recipe).as_optax(), batches, args.repeats)
+        t, c = time_optimizer(lofw.build(recipe).as_optax(), batches, args.repeats, options)
         rows[recipe] = {"ms_per_step": t * 1e3, "ratio": t / adam, "compile_s": c}
     result = {
         "jax": jax.__version__,
@@ -116,6 +135,7 @@ def main(argv=None) -> dict:
         "cores": len(os.sched_getaffinity(0)),
         "steps": args.steps,
         "repeats": args.repeats,
+        "xla_options": options or {},
         "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "optimizers": {k: {kk: round(vv, 4) for kk, vv in v.items()} for k, v in rows.items()},
     }
@@ -125,6 +145,7 @@ def main(argv=None) -> dict:
     print(
         f"jax {result['jax']} on {result['device']} ({result['cores']} cores), {args.steps} steps x "
         f"{args.repeats} repeats, load average (1 min) {load_before:.2f} -> {os.getloadavg()[0]:.2f}"
+        + (f", XLA options {options}" if options else "")
     )
     print(f"{'optimizer':<20} {'ms/step':>8} {'/ adam':>7} {'compile s':>9}")
     for name, row in rows.items():

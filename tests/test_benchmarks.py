@@ -17,7 +17,9 @@ def load(name):
 
 
 def test_step_overhead_reports_every_optimizer_against_adam(capsys):
-    result = load("step_overhead").main(["blackbox", "--steps", "2", "--repeats", "1", "--json"])
+    result = load("step_overhead").main(["blackbox", "--steps", "2", "--repeats", "1", "--json",
+                                         "--xla", "xla_cpu_enable_fast_math=true"])
+    assert result["xla_options"] == {"xla_cpu_enable_fast_math": True}
     rows = result["optimizers"]
     assert list(rows) == ["adam", "blackbox"] and rows["adam"]["ratio"] == 1.0
     assert rows["blackbox"]["ms_per_step"] > 0 and rows["blackbox"]["compile_s"] > 0
