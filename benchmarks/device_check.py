@@ -40,7 +40,6 @@ import sys
 import time
 from pathlib import Path
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import optax
@@ -65,31 +64,26 @@ def _sibling(name: str):
     return module
 
 
-step_overhead = _sibling("step_overhead")
-task_step = _sibling("task_step")
-meta_step = _sibling("meta_step")
+step_bench = _sibling("step_overhead")
+task_bench = _sibling("task_step")
+meta_bench = _sibling("meta_step")
 
 
 def harness_rows(recipes, batch: int, steps: int, repeats: int) -> dict:
-    batches = step_overhead.make_batches(jax.random.PRNGKey(1), steps, batch=batch)
-    adam, adam_compile = step_overhead.time_optimizer(optax.adam(1e-3), batches, repeats)
-    rows = {"adam": {"ms_per_step": adam * 1e3, "ratio": 1.0, "compile_s": adam_compile}}
-    for recipe in recipes:
-        t, c = step_overhead.time_optimizer(lofw.build(recipe).as_optax(), batches, repeats)
-        rows[recipe] = {"ms_per_step": t * 1e3, "ratio": t / adam, "compile_s": c}
-    return rows
+    batches = step_bench.make_batches(jax.random.PRNGKey(1), steps, batch=batch)
+    return step_bench.time_recipes(recipes, batches, repeats)
 
 
 def image_task(batch: int, hidden=(128, 128), images: int = 4096):
-    return meta_step.ImageMLP(meta_step.SyntheticImages(n=images), hidden_sizes=hidden, batch_size=batch)
+    return meta_bench.ImageMLP(meta_bench.SyntheticImages(n=images), hidden_sizes=hidden, batch_size=batch)
 
 
 def task_rows(recipes, batch: int, steps: int, repeats: int, hidden) -> dict:
     task = image_task(batch, hidden)
-    adam = task_step.time_task(task, optax.adam(1e-3), steps, repeats)
+    adam = task_bench.time_task(task, optax.adam(1e-3), steps, repeats)
     rows = {"adam": {"ms_per_step": adam["step_s"] * 1e3, "ratio": 1.0, "compile_s": adam["compile_s"]}}
     for recipe in recipes:
-        r = task_step.time_task(task, lofw.build(recipe).as_optax(), steps, repeats)
+        r = task_bench.time_task(task, lofw.build(recipe).as_optax(), steps, repeats)
         rows[recipe] = {"ms_per_step": r["step_s"] * 1e3, "ratio": r["step_s"] / adam["step_s"],
                         "compile_s": r["compile_s"]}
     return rows
@@ -106,23 +100,21 @@ def _timed(call, repeats: int) -> tuple[float, float]:
         call()
         times.append(time.perf_counter() - t0)
     steady = statistics.median(times)
-    return first - steady, steady
+    return max(0.0, first - steady), steady
 
 
 def meta_step_rows(recipe: str, batch: int, particles: int, truncation: int, populations, repeats: int,
                    hidden) -> dict:
     task = image_task(batch, hidden)
-    estimator = meta_step.ESTIMATORS["pes"](truncation=truncation, particles=particles, horizon=2000)
+    estimator = meta_bench.ESTIMATORS["pes"](truncation=truncation, particles=particles, horizon=2000)
     opt = lofw.build(recipe, key=jax.random.PRNGKey(0))
-    theta, static = eqx.partition(opt, eqx.is_inexact_array)
     config = OuterConfig(lr=1e-4, clip=1.0)
     outer = make_outer_optimizer(config)
 
     def fresh(seed: int) -> TrainingState:
-        k_est, k_run = jax.random.split(jax.random.PRNGKey(seed))
-        return TrainingState(theta, outer.init(theta), estimator.init(opt, task, k_est), k_run,
-                             jnp.zeros((), jnp.int32))
+        return meta_bench.initial_state(opt, estimator, outer, task, seed=seed)[0]
 
+    static = meta_bench.initial_state(opt, estimator, outer, task)[1]
     alone = make_meta_step(estimator, outer, static)
     state = [fresh(0)]
 
@@ -139,7 +131,7 @@ def meta_step_rows(recipe: str, batch: int, particles: int, truncation: int, pop
         decays = jnp.full((size,), config.weight_decay, jnp.float32)
         active = jnp.ones((size,), bool)
 
-        def run_population():
+        def run_population(states=states, lrs=lrs, decays=decays, active=active):
             states[0], metrics = step(states[0], lrs, decays, active, task)
             jax.block_until_ready(metrics)
 
@@ -172,29 +164,26 @@ def main(argv=None) -> dict:
                      "truncation": truncation, "populations": list(populations), "hidden": list(hidden)},
         "harness": {}, "task": {},
     }
-    for batch in batches:
-        result["harness"][str(batch)] = harness_rows(args.recipes, batch, steps, repeats)
-        result["task"][str(batch)] = task_rows(args.recipes, batch, steps, repeats, hidden)
-    result["meta_step"] = meta_step_rows(args.meta_recipe, batches[0], particles, truncation, populations, repeats, hidden)
-    result["wall_s"] = time.perf_counter() - started
-    _print(result)
     out = args.out or (os.path.join(os.environ["OUT"], "device_check.json") if os.environ.get("OUT") else None)
-    if out:
-        Path(out).write_text(json.dumps(result, indent=2) + "\n")
+    print(f"jax {result['jax']} on {result['device']}; {json.dumps(result['settings'])}", flush=True)
+
+    def done(line: str) -> None:  # each part is printed and saved as it ends: a run cut short keeps them
+        result["wall_s"] = time.perf_counter() - started
+        print(line, flush=True)
+        if out:
+            Path(out).write_text(json.dumps(result, indent=2) + "\n")
+
+    for batch in batches:
+        for part, measure in (("harness", harness_rows), ("task", lambda *a: task_rows(*a, hidden))):
+            rows = result[part][str(batch)] = measure(args.recipes, batch, steps, repeats)
+            done(f"{part:<8} batch {batch:>5}: "
+                 + "  ".join(f"{name} {row['ms_per_step']:.3f} ms ({row['ratio']:.2f}x)" for name, row in rows.items()))
+    result["meta_step"] = meta_step_rows(args.meta_recipe, batches[0], particles, truncation, populations, repeats, hidden)
+    done("\n".join(f"meta-step {name:<14} {row['meta_step_s']:.4f} s, {row['s_per_member']:.4f} s per member "
+                   f"({row['per_member_vs_alone']:.2f}x alone), compile {row['compile_s']:.1f} s"
+                   for name, row in result["meta_step"].items()))
+    done(f"wall {result['wall_s']:.0f} s\n{json.dumps(result)}")
     return result
-
-
-def _print(result: dict) -> None:
-    print(f"jax {result['jax']} on {result['device']}; {json.dumps(result['settings'])}")
-    for part in ("harness", "task"):
-        for batch, rows in result[part].items():
-            cells = "  ".join(f"{name} {row['ms_per_step']:.3f} ms ({row['ratio']:.2f}x)" for name, row in rows.items())
-            print(f"{part:<8} batch {batch:>5}: {cells}")
-    for name, row in result["meta_step"].items():
-        print(f"meta-step {name:<14} {row['meta_step_s']:.4f} s, {row['s_per_member']:.4f} s per member "
-              f"({row['per_member_vs_alone']:.2f}x alone), compile {row['compile_s']:.1f} s")
-    print(f"wall {result['wall_s']:.0f} s")
-    print(json.dumps(result))
 
 
 if __name__ == "__main__":

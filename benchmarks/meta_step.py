@@ -37,6 +37,7 @@ import statistics
 import time
 from typing import ClassVar
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -69,6 +70,18 @@ class SyntheticImages(AbstractImageDataset):
 ESTIMATORS = {"pes": PES, "es": ES, "tbptt": TBPTT}
 
 
+def initial_state(opt, estimator, outer, task, seed: int | None = None) -> tuple[TrainingState, object]:
+    """A fresh run's :class:`TrainingState` of ``opt`` and the optimizer's static part. Its
+    estimator and run keys are ``PRNGKey(1)`` and ``PRNGKey(2)``, or split from ``PRNGKey(seed)``."""
+    theta, static = eqx.partition(opt, eqx.is_inexact_array)
+    if seed is None:
+        k_est, k_run = jax.random.PRNGKey(1), jax.random.PRNGKey(2)
+    else:
+        k_est, k_run = jax.random.split(jax.random.PRNGKey(seed))
+    state = TrainingState(theta, outer.init(theta), estimator.init(opt, task, k_est), k_run, jnp.zeros((), jnp.int32))
+    return state, static
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipe", default="star")
@@ -81,14 +94,8 @@ def main(argv=None) -> dict:
     task = ImageMLP(SyntheticImages(), hidden_sizes=(128, 128), batch_size=128)
     opt = lofw.build(args.recipe, key=jax.random.PRNGKey(0))
     estimator = ESTIMATORS[args.estimator](truncation=args.truncation, particles=args.particles, horizon=2000)
-    theta, static = lofw.meta_parameters(opt), None
-    import equinox as eqx
-
-    theta, static = eqx.partition(opt, eqx.is_inexact_array)
     outer = make_outer_optimizer(OuterConfig())
-    state = TrainingState(
-        theta, outer.init(theta), estimator.init(opt, task, jax.random.PRNGKey(1)), jax.random.PRNGKey(2), jnp.zeros((), jnp.int32)
-    )
+    state, static = initial_state(opt, estimator, outer, task)
     meta_step = make_meta_step(estimator, outer, static)
 
     t0, c0 = time.perf_counter(), time.process_time()

@@ -99,10 +99,20 @@ def time_optimizer(tx, batches, repeats, compiler_options=None):
     return statistics.median(times), compile_s
 
 
+def time_recipes(recipes, batches, repeats, compiler_options=None) -> dict[str, dict[str, float]]:
+    """``optax.adam`` then each recipe's ``as_optax()``: ms per step, ratio to Adam, compile seconds."""
+    adam, adam_compile = time_optimizer(optax.adam(1e-3), batches, repeats, compiler_options)
+    rows = {"adam": {"ms_per_step": adam * 1e3, "ratio": 1.0, "compile_s": adam_compile}}
+    for recipe in recipes:
+        t, c = time_optimizer(lofw.build(recipe).as_optax(), batches, repeats, compiler_options)
+        rows[recipe] = {"ms_per_step": t * 1e3, "ratio": t / adam, "compile_s": c}
+    return rows
+
+
 def _xla_option(text: str) -> tuple[str, object]:
     name, _, value = text.partition("=")
-    if not value:
-        raise SystemExit(f"--xla {text!r}: write OPTION=VALUE")
+    if not name or not value:
+        raise SystemExit(f"--xla {text!r}: write OPTION=VALUE, e.g. xla_cpu_enable_fast_math=true")
     lowered = value.lower()
     if lowered in ("true", "false"):
         return name, lowered == "true"
@@ -123,12 +133,7 @@ def main(argv=None) -> dict:
 
     batches = make_batches(jax.random.PRNGKey(1), args.steps)
     load_before = os.getloadavg()[0]
-    rows = {}
-    adam, adam_compile = time_optimizer(optax.adam(1e-3), batches, args.repeats, options)
-    rows["adam"] = {"ms_per_step": adam * 1e3, "ratio": 1.0, "compile_s": adam_compile}
-    for recipe in args.recipes:
-        t, c = time_optimizer(lofw.build(recipe).as_optax(), batches, args.repeats, options)
-        rows[recipe] = {"ms_per_step": t * 1e3, "ratio": t / adam, "compile_s": c}
+    rows = time_recipes(args.recipes, batches, args.repeats, options)
     result = {
         "jax": jax.__version__,
         "device": str(jax.devices()[0]),

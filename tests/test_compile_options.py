@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pytest
 
 import lofw
+from lofw.evaluation.curves import seed_keys, train_curves
+from lofw.meta.config import MetaTrainConfig
+from lofw.meta.run_writer import RunWriter
 from lofw.runtime.compile import FAST_MATH_ENV, compiler_options
+from lofw.tasks import build_task
+
+pytestmark = pytest.mark.skipif(jax.default_backend() != "cpu", reason="the options are CPU's (None elsewhere)")
 
 
 def test_fast_math_is_opt_in(monkeypatch):
@@ -49,3 +58,26 @@ def test_fast_math_takes_effect_and_changes_only_the_last_bits(monkeypatch):
     assert not np.array_equal(w, w_fast)   # the option reached XLA
     # measured 3.2e-6 of the largest parameter change over 20 steps
     assert np.abs(w - w_fast).max() < 1e-4 * np.abs(w - w0).max()
+
+
+def test_lofw_programs_follow_the_setting(monkeypatch):
+    # evaluation goes through lofw.runtime.compile.compiled, rebuilt when the options change
+    opt, task, keys = lofw.build("star"), build_task("digits_mlp"), seed_keys(0, 2)
+    monkeypatch.delenv(FAST_MATH_ENV, raising=False)
+    plain = np.asarray(train_curves(opt, task, keys, steps=30))
+    monkeypatch.setenv(FAST_MATH_ENV, "1")
+    fast = np.asarray(train_curves(opt, task, keys, steps=30))
+    monkeypatch.delenv(FAST_MATH_ENV)
+    assert np.array_equal(np.asarray(train_curves(opt, task, keys, steps=30)), plain)
+    assert not np.array_equal(plain, fast)
+    np.testing.assert_allclose(fast, plain, rtol=1e-3)
+
+
+def test_a_run_says_when_it_used_fast_math(monkeypatch, tmp_path):
+    writer = RunWriter(tmp_path, MetaTrainConfig(), [], particles=8, start=0)
+    monkeypatch.delenv(FAST_MATH_ENV, raising=False)
+    writer.status("running", 3)
+    assert "fast_math" not in json.loads((tmp_path / "status.json").read_text())
+    monkeypatch.setenv(FAST_MATH_ENV, "1")
+    writer.status("running", 4)
+    assert json.loads((tmp_path / "status.json").read_text())["fast_math"] is True

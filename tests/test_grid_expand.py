@@ -149,3 +149,33 @@ def test_committed_cells_keep_their_ids():
         ids = {cell.id for cell in load_grid(grid).cells}
         missing = [cell for g, cell in committed if g == grid and cell not in ids]
         assert not missing, f"{grid}: committed cells no longer in the grid: {missing}"
+
+
+def test_prepare_notes_cell_folders_of_no_cell(tmp_path, capsys):
+    from lofw.grid.runner import prepare
+
+    spec = {"name": "strays", "base": {"task": "digits_mlp", "horizon": 20, "meta_steps": 2,
+                                       "estimator": {"truncation": 10}}, "seeds": [0, 1]}
+    (tmp_path / "g.yaml").write_text(yaml.safe_dump(spec))
+    loaded = load_grid(tmp_path / "g.yaml")
+    out = tmp_path / "out"
+    prepare(loaded, out)
+    assert "note:" not in capsys.readouterr().err
+    (out / "cells" / "0123456789ab").mkdir()   # e.g. a cell of an older id
+    prepare(loaded, out)
+    err = capsys.readouterr().err
+    assert "note: 1 folder(s) in" in err and "kept and not used: 0123456789ab" in err
+    assert (out / "cells" / "0123456789ab").is_dir() and all((out / "cells" / c.id).is_dir() for c in loaded.cells)
+
+
+def test_pretrained_cards_name_cells_of_their_grids():
+    # a card's `regenerate` re-runs its grid and exports its cell: that cell must still exist
+    import pathlib
+
+    cards = sorted((pathlib.Path(__file__).resolve().parent.parent / "plugins" / "pretrained").glob("*/card.json"))
+    assert len(cards) >= 5
+    for path in cards:
+        card = json.loads(path.read_text())
+        ids = {cell.id for cell in load_grid(card["grid"]["name"]).cells}
+        assert card["cell"]["id"] in ids, f"{path}: cell {card['cell']['id']} is not in grid {card['grid']['name']}"
+        assert f"--cell {card['cell']['id']}" in card["regenerate"]

@@ -117,3 +117,9 @@ def test_an_estimator_without_a_schedule_argument_is_refused_with_a_sampled_sche
                              horizon_schedule={"name": "log_uniform", "min": 50})
     with pytest.raises(lofw.ConfigError, match="estimator 'fixed' takes no horizon schedule"):
         build_estimator(config, load_registry())
+
+
+def test_constant_has_one_spelling():
+    spelled = MetaTrainConfig(horizon_schedule={"name": "constant"})
+    assert spelled.horizon_schedule == "constant"
+    assert spelled.trajectory_fingerprint() == MetaTrainConfig().trajectory_fingerprint()

@@ -43,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _summary(card: dict) -> str:
     horizons = card.get("results", {}).get("horizons", {})
     parts = []
-    for steps, entry in horizons.items():
+    for steps, entry in sorted(horizons.items(), key=lambda item: int(item[0]) if item[0].isdigit() else 0):
         learned, adam = entry.get("learned", {}), entry.get("adam", {})
 
         def fmt(e: dict) -> str:

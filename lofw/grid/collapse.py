@@ -6,13 +6,15 @@ no blackbox. A meta-training that ends with a higher meta-loss than the
 control trained with the same meta-seed and the same other settings has
 learned less than a schedule: it *collapsed* (issue 21 counts how often
 STAR's does, per outer learning rate); so has one whose final meta-loss is
-not finite. "Final meta-loss" is the summary
-table's: the mean over the last 10% of meta-steps
-(:func:`lofw.grid.tables.final_meta_losses`).
+not finite. "Final meta-loss" is the summary table's: the mean over the
+last 10% of meta-steps (:func:`lofw.grid.tables.final_meta_losses`).
 
-A cell's control is the ``hyperparam`` cell whose settings equal the cell's
-except for the recipe and the keys varied together with it (a labelled zip
-group such as ``{label: [...], recipe: [...], outer.weight_decay: [...]}``).
+A cell's control is the finished ``hyperparam`` cell whose settings equal
+the cell's except for the recipe and the keys zipped with it (a zip group
+such as ``{recipe: [star, hyperparam], outer.weight_decay: [0.5, 0.1]}``,
+labelled or not). A cell with no such control, or with several, or whose
+control's final meta-loss is not finite, is not compared (the section says
+how many).
 """
 
 from __future__ import annotations
@@ -30,28 +32,42 @@ from lofw.grid.tables import final_meta_losses
 CONTROL = "hyperparam"
 
 
-def _pairing_key(cell: CellData) -> str:
-    """The cell's task and settings less its recipe and everything varied with it."""
-    tied = {"recipe"} | {path for _, paths in cell.overrides.get(LABEL_KEY, []) if "recipe" in paths for path in paths}
+def tied_paths(grid: dict[str, Any]) -> set[str]:
+    """``recipe`` and every path zipped with it in the grid file (``grid.json``'s ``grid``)."""
+    tied = {"recipe"}
+    for group in grid.get("zip", []) or []:
+        if "recipe" in group:
+            tied |= {path for path in group if path != LABEL_KEY}
+    return tied
+
+
+def _pairing_key(cell: CellData, tied: set[str]) -> str:
+    """The cell's task and settings less its recipe and everything zipped with it."""
     rest = {k: v for k, v in cell.overrides.items() if k not in tied and k != LABEL_KEY}
     return canonical_json([cell.task, rest])
 
 
-def collapses(cells: list[CellData]) -> dict[str, list[tuple[CellData, float, float]]]:
-    """Variant -> ``(cell, final meta-loss, its control's)`` for every cell with a control.
+def control_pairs(cells: list[CellData], tied: set[str]) -> tuple[dict[str, list[tuple[CellData, float, float]]], int]:
+    """``(variant -> [(cell, final meta-loss, its control's)], cells not compared)``.
 
-    Only finished cells count (a running cell's meta-loss is not its final
-    one); empty when the grid has no finished ``hyperparam`` cell.
+    Only finished cells count (a running cell's meta-loss is not its final one).
     """
     done = [c for c in cells if c.status in FINISHED and c.meta_loss.size]
-    controls = {_pairing_key(c): final_meta_losses([c])[0] for c in done if c.recipe == CONTROL}
-    out: dict[str, list[tuple[CellData, float, float]]] = {}
+    controls: dict[str, list[float]] = {}
     for c in done:
-        key = _pairing_key(c)
-        if c.recipe == CONTROL or key not in controls:
+        if c.recipe == CONTROL:
+            controls.setdefault(_pairing_key(c, tied), []).append(final_meta_losses([c])[0])
+    pairs: dict[str, list[tuple[CellData, float, float]]] = {}
+    skipped = 0
+    for c in done:
+        if c.recipe == CONTROL:
             continue
-        out.setdefault(c.variant, []).append((c, final_meta_losses([c])[0], controls[key]))
-    return out
+        found = controls.get(_pairing_key(c, tied), [])
+        if len(found) != 1 or not np.isfinite(found[0]):
+            skipped += 1
+            continue
+        pairs.setdefault(c.variant, []).append((c, final_meta_losses([c])[0], found[0]))
+    return pairs, skipped
 
 
 def collapsed(final: float, control: float) -> bool:
@@ -59,14 +75,15 @@ def collapsed(final: float, control: float) -> bool:
     return not np.isfinite(final) or final > control
 
 
-def collapse_section(cells: list[CellData]) -> list[str]:
-    """The report's markdown section (no lines when the grid has no control)."""
-    pairs = collapses(cells)
+def collapse_section(grid: dict[str, Any], cells: list[CellData]) -> list[str]:
+    """The report's markdown section (no lines when no cell has a control)."""
+    pairs, skipped = control_pairs(cells, tied_paths(grid))
     if not pairs:
         return []
     lines = ["## Collapsed meta-trainings", "",
              f"A meta-training collapsed when its final meta-loss (mean of the last 10% of meta-steps) is above "
-             f"that of the `{CONTROL}` cell with the same meta-seed and the same other settings (lofw.grid.collapse).",
+             f"that of the `{CONTROL}` cell with the same meta-seed and the same other settings, or is not "
+             "finite (lofw.grid.collapse).",
              "", "| variant | collapsed | final meta-loss per meta-seed | control's |", "|---|---|---|---|"]
     for variant, group in pairs.items():
         group = sorted(group, key=lambda p: p[0].seed)
@@ -75,6 +92,9 @@ def collapse_section(cells: list[CellData]) -> list[str]:
         lines.append(f"| {variant} | {mark}{n}/{len(group)}{mark} | "
                      + ", ".join(f"{_g(final)} (seed {c.seed})" for c, final, _ in group) + " | "
                      + ", ".join(_g(control) for _, _, control in group) + " |")
+    if skipped:
+        lines += ["", f"{skipped} finished cell(s) not compared: no single `{CONTROL}` cell with their settings "
+                  "and a finite final meta-loss."]
     return lines
 
 

@@ -143,7 +143,7 @@ def write_report(out: str | Path) -> Path:
                   "meta-steps of zero meta-gradient or every particle diverged; lofw.meta.health): " + ", ".join(dead) + ".")
     md += ["", "## Stability past the meta-training horizon", ""]
     md += sentences or ["- no evaluation yet."]
-    collapsed = collapse_section(cells)
+    collapsed = collapse_section(grid.get("grid", {}), cells)
     md += ["", *collapsed] if collapsed else []
     md += ["", "## Summary", "",
            "Mean ± standard error over runs (meta-training seeds x evaluation seeds; the final meta-loss "

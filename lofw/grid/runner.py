@@ -51,7 +51,7 @@ from lofw.errors import RunFailed
 from lofw.evaluation.evaluate import evaluate
 from lofw.evaluation.sources import Source
 from lofw.grid.expand import canonical_json, variant_label
-from lofw.grid.files import FINISHED, cell_dir, eval_dir, run_dir
+from lofw.grid.files import FINISHED, cell_dir, cells_dir, eval_dir, run_dir
 from lofw.grid.ood import ood_complete, run_ood
 from lofw.grid.populations import DEFAULT_POPULATION, plan_populations
 from lofw.grid.validate import Cell, LoadedGrid
@@ -158,6 +158,13 @@ def prepare(loaded: LoadedGrid, out: Path) -> None:
             })
         if read_json(folder / "cell_status.json") is None:
             _set_status(folder, "pending", attempts=0)
+    ids = {cell.id for cell in loaded.cells}
+    folders = cells_dir(out).iterdir() if cells_dir(out).is_dir() else ()
+    strays = sorted(p.name for p in folders if p.is_dir() and p.name not in ids)
+    if strays:
+        _say(f"note: {len(strays)} folder(s) in {cells_dir(out)} are no cell of this grid (the grid was edited, "
+             f"or they were made by another lofw version), kept and not used: {', '.join(strays[:5])}"
+             + (", ..." if len(strays) > 5 else ""))
 
 
 def _finite_metrics(rows: list[dict[str, Any]]) -> bool:

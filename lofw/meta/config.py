@@ -148,6 +148,12 @@ class MetaTrainConfig(_Frozen):
     seed: int = 0
     checkpoint_every: PositiveInt = 100
 
+    @pydantic.field_validator("horizon_schedule", mode="before")
+    @classmethod
+    def _one_spelling_of_constant(cls, value: Any) -> Any:
+        # `{name: constant}` is the default `constant`: the same run, fingerprint and grid cell id
+        return "constant" if value == {"name": "constant"} else value
+
     @pydantic.model_validator(mode="after")
     def _horizon_covers_truncation(self) -> "MetaTrainConfig":
         if self.horizon < self.estimator.truncation:

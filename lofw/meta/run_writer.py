@@ -27,6 +27,7 @@ from lofw.meta.checkpoint import CHECKPOINT, METRICS, STATUS, TrainingState, sav
 from lofw.meta.config import MetaTrainConfig
 from lofw.plugin_manager import get_plugin_manager
 from lofw.runtime import distributed
+from lofw.runtime.compile import fast_math
 from lofw.runtime.disk import write_failed, write_json
 
 
@@ -121,7 +122,8 @@ class RunWriter:
             write_json(
                 self.run_dir / STATUS,
                 {"status": status, "step": step, "meta_steps": self.config.meta_steps,
-                 "fingerprint": self.config.trajectory_fingerprint(), **extra},
+                 "fingerprint": self.config.trajectory_fingerprint(),
+                 **({"fast_math": True} if fast_math() else {}), **extra},
                 sort_keys=True,
             )
 

@@ -12,7 +12,8 @@ Run folder (``out``)::
     config.json      the resolved MetaTrainConfig and its trajectory fingerprint
     metrics.jsonl    one JSON object per meta-step (format below)
     checkpoint.eqx   the latest checkpoint (lofw.meta.checkpoint; written atomically)
-    status.json      {"status", "step", "meta_steps", "fingerprint"}
+    status.json      {"status", "step", "meta_steps", "fingerprint"} (+ "fast_math": true
+                     when LOFW_FAST_MATH was set, lofw.runtime.compile)
 
 ``metrics.jsonl`` lines (deterministic: a resumed run writes exactly the
 lines an uninterrupted one would)::

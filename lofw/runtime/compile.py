@@ -44,13 +44,18 @@ def compiler_options() -> dict[str, Any] | None:
     return None
 
 
-@functools.cache
 def compiled(fn: Callable) -> Callable:
-    """``eqx.filter_jit(fn)`` with :func:`compiler_options`, built once per function.
+    """``eqx.filter_jit(fn)`` with :func:`compiler_options`, built once per function and options.
 
     Built on first use, not at import: asking for the backend initialises it.
     """
-    return eqx.filter_jit(fn, compiler_options=compiler_options())
+    options = compiler_options()
+    return _compiled(fn, None if options is None else tuple(sorted(options.items())))
+
+
+@functools.cache
+def _compiled(fn: Callable, options: tuple[tuple[str, Any], ...] | None) -> Callable:
+    return eqx.filter_jit(fn, compiler_options=None if options is None else dict(options))
 
 
 def enable_compile_cache(out: Path) -> None:
