@@ -1,6 +1,9 @@
 """Derived numbers of the 100000-step evaluations (README.md here): python stats.py RUNS OUT.json."""
-import json, sys
+import json
+import sys
+
 import numpy as np
+
 from lofw.evaluation.stability import stability
 
 runs, out = sys.argv[1], sys.argv[2]          # runs/digits_100000, the stats file to write
