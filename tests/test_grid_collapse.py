@@ -83,3 +83,18 @@ def test_several_or_non_finite_controls_compare_nothing():
 def test_no_section_without_a_finished_control():
     cells = [c for c in _grid() if c.recipe != "hyperparam"]
     assert control_pairs(cells, tied_paths(LABELLED))[0] == {} and collapse_section(LABELLED, cells) == []
+
+
+def test_only_ended_meta_trainings_have_a_final_meta_loss():
+    from lofw.grid.results import meta_training_ended
+    from lofw.grid.tables import final_meta_losses
+
+    running = _cell("star", "star", 0.5, 1e-4, 0, RAMP + [3.0, 3.0], status="running")
+    assert not meta_training_ended(running) and final_meta_losses([running]) == []
+    running.planned_meta_steps = 21          # one meta-step to go
+    assert not meta_training_ended(running)
+    running.planned_meta_steps = 20          # trained to the end, its evaluation still to come
+    assert meta_training_ended(running) and final_meta_losses([running]) == [3.0]
+    control = _cell("hyperparam", "hyperparam", 0.1, 1e-4, 0, RAMP + [0.5, 0.7])
+    pairs, _ = control_pairs([running, control], tied_paths(LABELLED))
+    assert [(c.seed, final, ctrl) for c, final, ctrl in pairs["star, outer.lr=0.0001"]] == [(0, 3.0, 0.6)]

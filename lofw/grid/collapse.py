@@ -9,7 +9,7 @@ STAR's does, per outer learning rate); so has one whose final meta-loss is
 not finite. "Final meta-loss" is the summary table's: the mean over the
 last 10% of meta-steps (:func:`lofw.grid.tables.final_meta_losses`).
 
-A cell's control is the finished ``hyperparam`` cell whose settings equal
+A cell's control is the ``hyperparam`` cell, its meta-training ended, whose settings equal
 the cell's except for the recipe and the keys zipped with it (a zip group
 such as ``{recipe: [star, hyperparam], outer.weight_decay: [0.5, 0.1]}``,
 labelled or not). A cell with no such control, or with several, or whose
@@ -24,8 +24,7 @@ from typing import Any
 import numpy as np
 
 from lofw.grid.expand import LABEL_KEY, canonical_json
-from lofw.grid.files import FINISHED
-from lofw.grid.results import CellData
+from lofw.grid.results import CellData, meta_training_ended
 from lofw.grid.tables import final_meta_losses
 
 #: The recipe of the control variant.
@@ -50,9 +49,9 @@ def _pairing_key(cell: CellData, tied: set[str]) -> str:
 def control_pairs(cells: list[CellData], tied: set[str]) -> tuple[dict[str, list[tuple[CellData, float, float]]], int]:
     """``(variant -> [(cell, final meta-loss, its control's)], cells not compared)``.
 
-    Only finished cells count (a running cell's meta-loss is not its final one).
+    Only cells whose meta-training ended count (a running cell's meta-loss is not its final one).
     """
-    done = [c for c in cells if c.status in FINISHED and c.meta_loss.size]
+    done = [c for c in cells if meta_training_ended(c) and c.meta_loss.size]
     controls: dict[str, list[float]] = {}
     for c in done:
         if c.recipe == CONTROL:

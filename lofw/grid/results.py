@@ -15,7 +15,7 @@ import numpy as np
 
 from lofw.errors import ConfigError
 from lofw.evaluation.stability import EMA
-from lofw.grid.files import cell_dir, eval_dir, run_dir
+from lofw.grid.files import FINISHED, cell_dir, eval_dir, run_dir
 from lofw.runtime.disk import read_json, read_jsonl
 
 #: The evaluation curves' key of the learned optimizer (the others are baselines).
@@ -57,7 +57,16 @@ class CellData:
     members: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)  # a mixture's meta_loss.<member>
                                                       # per meta-step (NaN where the member was not trained)
     overrides: dict[str, Any] = dataclasses.field(default_factory=dict)  # the grid's settings of this cell
+    planned_meta_steps: int = 0                       # the config's meta_steps
     recipe: str | None = None                         # the recipe's registry name (None: an inline recipe)
+
+
+def meta_training_ended(cell: CellData) -> bool:
+    """The cell's meta-training is over: the cell is done or diverged, or its
+    metrics reach the planned meta-steps (its evaluation may still be missing)."""
+    if cell.status in FINISHED:
+        return True
+    return bool(cell.meta_steps.size) and cell.planned_meta_steps > 0 and cell.meta_steps[-1] >= cell.planned_meta_steps
 
 
 def _task_label(task: Any) -> str:
@@ -122,6 +131,7 @@ def load_cells(out: Path) -> tuple[dict[str, Any], list[CellData]]:
             dead_steps=int(rows[-1].get("dead_steps", 0)) if rows else 0,
             members=_member_losses(rows),
             overrides=dict(entry.get("overrides", {})),
+            planned_meta_steps=int(meta.get("meta_steps", 0)),
             recipe=meta.get("recipe") if isinstance(meta.get("recipe"), str) else None,
         ))
     return grid, cells

@@ -37,7 +37,15 @@ import math
 import numpy as np
 
 from lofw.evaluation.stability import STABLE_RATIO, Stability, stability
-from lofw.grid.results import LEARNED, CellData, baseline_names, mean_se, stack_runs, variant_groups
+from lofw.grid.results import (
+    LEARNED,
+    CellData,
+    baseline_names,
+    mean_se,
+    meta_training_ended,
+    stack_runs,
+    variant_groups,
+)
 from lofw.meta.health import DEAD_STEPS
 
 #: A variant whose loss at the horizon is above (1 - this) x its initial loss "did not train".
@@ -80,10 +88,11 @@ def loss_at(curves: np.ndarray, step: int) -> np.ndarray:
 
 
 def final_meta_losses(group: list[CellData]) -> list[float]:
-    """Per meta-seed, the mean meta-loss over the last 10% of meta-steps."""
+    """Per meta-seed whose meta-training ended, the mean meta-loss over its
+    last 10% of meta-steps (a running cell's curve is not final: left out)."""
     finals = []
     for c in group:
-        if c.meta_loss.size:
+        if c.meta_loss.size and meta_training_ended(c):
             k = max(1, int(round(FINAL_META_FRACTION * c.meta_loss.size)))
             finals.append(float(np.mean(c.meta_loss[-k:])))
     return finals
