@@ -42,7 +42,6 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
-import optax
 
 import lofw
 from lofw.meta.checkpoint import TrainingState
@@ -80,13 +79,12 @@ def image_task(batch: int, hidden=(128, 128), images: int = 4096):
 
 def task_rows(recipes, batch: int, steps: int, repeats: int, hidden) -> dict:
     task = image_task(batch, hidden)
-    adam = task_bench.time_task(task, optax.adam(1e-3), steps, repeats)
-    rows = {"adam": {"ms_per_step": adam["step_s"] * 1e3, "ratio": 1.0, "compile_s": adam["compile_s"]}}
-    for recipe in recipes:
-        r = task_bench.time_task(task, lofw.build(recipe).as_optax(), steps, repeats)
-        rows[recipe] = {"ms_per_step": r["step_s"] * 1e3, "ratio": r["step_s"] / adam["step_s"],
-                        "compile_s": r["compile_s"]}
-    return rows
+
+    def time_one(tx) -> tuple[float, float]:
+        timed = task_bench.time_task(task, tx, steps, repeats)
+        return timed["step_s"], timed["compile_s"]
+
+    return step_bench.ratio_rows(recipes, time_one)
 
 
 def _timed(call, repeats: int) -> tuple[float, float]:
@@ -114,9 +112,9 @@ def meta_step_rows(recipe: str, batch: int, particles: int, truncation: int, pop
     def fresh(seed: int) -> TrainingState:
         return meta_bench.initial_state(opt, estimator, outer, task, seed=seed)[0]
 
-    static = meta_bench.initial_state(opt, estimator, outer, task)[1]
+    first, static = meta_bench.initial_state(opt, estimator, outer, task, seed=0)
     alone = make_meta_step(estimator, outer, static)
-    state = [fresh(0)]
+    state = [first]
 
     def run_alone():
         state[0], metrics = alone(state[0], task)

@@ -99,14 +99,20 @@ def time_optimizer(tx, batches, repeats, compiler_options=None):
     return statistics.median(times), compile_s
 
 
-def time_recipes(recipes, batches, repeats, compiler_options=None) -> dict[str, dict[str, float]]:
-    """``optax.adam`` then each recipe's ``as_optax()``: ms per step, ratio to Adam, compile seconds."""
-    adam, adam_compile = time_optimizer(optax.adam(1e-3), batches, repeats, compiler_options)
+def ratio_rows(recipes, time_one) -> dict[str, dict[str, float]]:
+    """``optax.adam`` then each recipe's ``as_optax()``, each timed by ``time_one(tx) ->
+    (seconds per step, compile seconds)``: ms per step, ratio to Adam, compile seconds."""
+    adam, adam_compile = time_one(optax.adam(1e-3))
     rows = {"adam": {"ms_per_step": adam * 1e3, "ratio": 1.0, "compile_s": adam_compile}}
     for recipe in recipes:
-        t, c = time_optimizer(lofw.build(recipe).as_optax(), batches, repeats, compiler_options)
+        t, c = time_one(lofw.build(recipe).as_optax())
         rows[recipe] = {"ms_per_step": t * 1e3, "ratio": t / adam, "compile_s": c}
     return rows
+
+
+def time_recipes(recipes, batches, repeats, compiler_options=None) -> dict[str, dict[str, float]]:
+    """:func:`ratio_rows` on the harness: :func:`time_optimizer` of every optimizer on ``batches``."""
+    return ratio_rows(recipes, lambda tx: time_optimizer(tx, batches, repeats, compiler_options))
 
 
 def _xla_option(text: str) -> tuple[str, object]:
